@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Create .venv and install the hash-pinned lock (requirements/lock.txt), hashes verified.
+# uv does the bulk of the install; when uv is not on PATH it is bootstrapped into the venv
+# from requirements/bootstrap.txt (also hash-pinned). INSTALLER=pip uses plain pip instead.
+set -euo pipefail
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+INSTALLER=${INSTALLER:-auto}
+LOCK=requirements/lock.txt
+
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+  echo "setup: $PYTHON not found; install Python >= $(cat .python-version) or run 'make setup PYTHON=/path/to/python3'" >&2
+  exit 1
+fi
+if ! "$PYTHON" -c 'import sys; v = tuple(map(int, open(".python-version").read().split("."))); sys.exit(sys.version_info[:2] < v)'; then
+  echo "setup: $PYTHON is $("$PYTHON" -V 2>&1); this project needs >= $(cat .python-version) (run 'make setup PYTHON=python3.X')" >&2
+  exit 1
+fi
+
+uv_bin=""
+if [ "$INSTALLER" != pip ]; then
+  if command -v uv >/dev/null 2>&1; then uv_bin=$(command -v uv); fi
+  if [ -z "$uv_bin" ] && [ -x "$VENV/bin/uv" ]; then uv_bin="$VENV/bin/uv"; fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV with $("$PYTHON" -V 2>&1)"
+  if [ -n "$uv_bin" ]; then "$uv_bin" venv --quiet --python "$PYTHON" "$VENV"; else "$PYTHON" -m venv "$VENV"; fi
+fi
+
+if [ "$INSTALLER" != pip ] && [ -z "$uv_bin" ]; then
+  echo "setup: uv not found; bootstrapping it into $VENV (hash-pinned)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+    -r requirements/bootstrap.txt
+  uv_bin="$VENV/bin/uv"
+fi
+
+if [ -n "$uv_bin" ]; then
+  echo "setup: installing $LOCK with uv (hashes required)"
+  "$uv_bin" pip sync --quiet --python "$VENV/bin/python" --require-hashes "$LOCK"
+  "$uv_bin" pip install --quiet --python "$VENV/bin/python" --no-deps --no-build-isolation -e .
+else
+  echo "setup: installing $LOCK with pip (hashes required; slower than uv)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r "$LOCK"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+fi
+
+# Compile the bytecode of what the pipeline imports once, here, in two parallel processes,
+# instead of in every stage; the second one also creates the local MLflow store.
+echo "setup: compiling the pipeline's imports and creating the MLflow store"
+warm() { env -u PYTHONDONTWRITEBYTECODE PYTHONWARNINGS=ignore "$VENV/bin/python" -c "$1"; }
+warm 'import dvc.repo, dvc.cli, dvc.commands.repro, dvc.repo.reproduce, pandera.pandas, sklearn.datasets, sklearn.model_selection, matplotlib.pyplot' &
+first=$!
+warm 'import os, pathlib, mlflow.sklearn, skops.io, sklearn.linear_model, sklearn.metrics
+from mlflow.tracking import MlflowClient
+if not os.environ.get("MLFLOW_TRACKING_URI"):
+    MlflowClient(tracking_uri="sqlite:///" + str(pathlib.Path("mlflow.db").resolve())).search_experiments()' &
+second=$!
+wait "$first"
+wait "$second"
+
+if [ -d .git ] && [ -f .pre-commit-config.yaml ]; then
+  "$VENV/bin/pre-commit" install --install-hooks >/dev/null && echo "setup: pre-commit hooks installed"
+fi
+echo "setup: done. Next: make pipeline"

@@ -1,0 +1,34 @@
+"""One entry point for the pipeline stages and project tasks: `python -m PACKAGE COMMAND`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "prepare": ("data", "load the bundled data set and split it"),
+    "validate": ("validate", "check the prepared data against the reference profile"),
+    "train": ("train", "fit, save (skops + digest) and track the model"),
+    "evaluate": ("evaluate", "score the verified model; write metrics and plots"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m {__package__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, text) in COMMANDS.items():
+        sub.add_parser(name, help=text)
+    sub.add_parser("profile", help="rebuild reference/data_profile.json from the bundled data")
+    args = parser.parse_args(argv)
+    if args.command == "profile":
+        from .validate import write_profile
+
+        print(f"wrote {write_profile()}: review the diff before committing it")
+        return 0
+    module = importlib.import_module(f".{COMMANDS[args.command][0]}", __package__)
+    return module.main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

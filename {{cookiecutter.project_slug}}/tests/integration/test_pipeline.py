@@ -1,0 +1,79 @@
+"""Run the whole DVC pipeline on a scratch copy of the project, then inspect what it left."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SKIP = shutil.ignore_patterns(
+    ".venv", ".git", "data", "models", "reports", "mlflow.db*", "mlartifacts", "mlruns",
+    "cache", "tmp", "storage", "site", "__pycache__", ".pytest_cache", ".ruff_cache",
+)
+
+
+def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env.pop("PROJECT_ROOT", None)
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    copy = tmp_path_factory.mktemp("pipeline") / "project"
+    shutil.copytree(ROOT, copy, ignore=SKIP)
+    for args in (["git", "init", "-q"], ["git", "add", "-A"],
+                 ["git", "-c", "user.name=test", "-c", "user.email=test@example.com",
+                  "commit", "-q", "--no-verify", "-m", "scratch copy"]):
+        assert run(args, copy).returncode == 0
+    done = run(["dvc", "repro"], copy)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return copy
+
+
+def test_pipeline_writes_metrics_and_plots(project):
+    metrics = json.loads((project / "reports" / "metrics.json").read_text())
+    assert metrics["accuracy"] > 0.9
+    for name in ("confusion_matrix", "roc_curve", "precision_recall"):
+        assert (project / "reports" / "figures" / f"{name}.png").stat().st_size > 1000
+
+
+def test_run_is_tracked_with_lineage(project):
+    import mlflow
+
+    manifest = json.loads((project / "models" / "model.json").read_text())
+    record = json.loads((project / "reports" / "mlflow_run.json").read_text())
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    run = client.get_run(record["run_id"])
+    head = run_git(project)
+    assert run.data.tags["git.commit"] == head
+    assert run.data.tags["git.dirty"] == "false"
+    assert run.data.tags["model.sha256"] == manifest["sha256"]
+    lock = (project / "dvc.lock").read_text()
+    assert run.data.tags["data.train.md5"] in lock
+    assert run.data.tags["data.train.dvc_md5"] == run.data.tags["data.train.md5"]
+    assert run.data.params["train.C"]
+    assert "test_accuracy" in run.data.metrics
+    versions = client.search_model_versions(f"run_id = '{run.info.run_id}'")
+    assert versions, "the model was not registered"
+
+
+def run_git(project: Path) -> str:
+    return run(["git", "rev-parse", "HEAD"], project).stdout.strip()
+
+
+def test_second_repro_runs_no_stage(project):
+    done = run(["dvc", "repro"], project)
+    assert done.returncode == 0, done.stderr
+    assert "Running stage" not in done.stdout
+    status = run(["dvc", "status"], project)
+    assert "up to date" in status.stdout
