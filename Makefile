@@ -1,0 +1,46 @@
+# The template's own tasks. `make demo` and `make test` install what they need first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export MLFLOW_DISABLE_TELEMETRY := true
+unexport PYTHONDONTWRITEBYTECODE
+DEMO_DIR ?= build/demo
+PYTEST_ARGS ?=
+
+.PHONY: help install demo test test-fast docs bench lint lock clean
+
+help: ## List the tasks
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: requirements/dev.lock pyproject.toml
+	@./scripts/install-dev.sh "$(PYTHON)" "$(VENV)"
+	@touch $@
+
+install: $(VENV)/.installed ## Create .venv with the template's hash-pinned tools
+
+demo: $(VENV)/.installed ## Generate a project with the defaults, set it up, run its pipeline and checks
+	@./scripts/demo.sh "$(DEMO_DIR)"
+
+test: $(VENV)/.installed ## Run the template's whole test suite (includes slow end-to-end tests)
+	@pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed ## Run the tests that do not install a generated project
+	@pytest -n 2 --dist loadgroup -m "not slow" $(PYTEST_ARGS)
+
+docs: $(VENV)/.installed ## Build the template's documentation site with --strict (site/)
+	@mkdocs build --strict --quiet && echo "Docs: site/index.html"
+
+bench: $(VENV)/.installed ## Run the benchmarks and rewrite benchmarks/RESULTS.md
+	@python benchmarks/run.py
+
+lock: $(VENV)/.installed ## Re-resolve the template's and the generated project's locks
+	@uv pip compile pyproject.toml --extra dev --universal --generate-hashes --python-version 3.11 --quiet -o requirements/dev.lock
+	@./scripts/update-lock.sh
+
+clean: ## Remove build output and caches
+	@rm -rf build site .pytest_cache

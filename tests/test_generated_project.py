@@ -1,0 +1,50 @@
+"""Slow: the default project installed once, then its own commands run as a user would."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from conftest import run
+
+# One worker runs every slow test, so the project is installed once per run.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("installed-project")]
+
+
+def test_make_help_lists_every_fixed_target(installed_project):
+    out = run(["make", "help"], installed_project).stdout
+    for target in ("setup", "pipeline", "test", "security", "controls", "docs", "check", "help"):
+        assert re.search(rf"make {target}\b", out), target
+
+
+def test_setup_is_idempotent_and_matches_the_lock(installed_project):
+    again = run(["make", "setup"], installed_project)
+    assert "hashes required" in again.stdout
+    python = str(installed_project / ".venv/bin/python")
+    script = "import json, importlib.metadata as m; print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))"
+    installed = json.loads(run([python, "-c", script], installed_project).stdout)
+    lock = (installed_project / "requirements/lock.txt").read_text().lower()
+    for name in ("dvc", "mlflow", "scikit-learn", "pandera", "skops", "pandas"):
+        assert f"{name}=={installed[name]}" in lock, name
+
+
+def test_first_pipeline_runs_every_stage(piped_project):
+    log = (piped_project / ".first-pipeline.log").read_text()
+    for stage in ("prepare", "validate", "train", "evaluate"):
+        assert f"Running stage '{stage}'" in log
+    metrics = json.loads((piped_project / "reports/metrics.json").read_text())
+    assert metrics["accuracy"] >= 0.9
+    record = json.loads((piped_project / "reports/mlflow_run.json").read_text())
+    assert record["run_id"] in log
+
+
+def test_second_pipeline_is_a_no_op(piped_project):
+    done = run(["make", "pipeline"], piped_project)
+    assert "Running stage" not in done.stdout
+    assert done.stdout.count("didn't change, skipping") == 4
+
+
+def test_generated_test_suite_passes(piped_project):
+    done = run(["make", "test"], piped_project)
+    assert re.search(r"\d+ passed", done.stdout) and " failed" not in done.stdout
