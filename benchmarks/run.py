@@ -1,0 +1,154 @@
+"""Benchmarks of the template, as whole processes, with medians. `make bench` runs it.
+
+What is timed (each a fresh process, as a user would run it):
+  generation   `cookiecutter --no-input` with the defaults, alternated with kedro's
+               `kedro new --tools none --example n` (kedro ships its template in its wheel,
+               so it runs offline) in the same run, so both see the same machine load;
+  setup        `make setup` in a freshly generated project, from an empty uv cache (cold)
+               and from the cache the cold runs filled (warm);
+  pipeline     the first `make pipeline` right after each warm setup;
+  no-op repro  `dvc repro` with nothing changed.
+Results go to benchmarks/RESULTS.md (overwritten) and are printed.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TEMPLATE = HERE.parent
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+SETUP_RUNS = int(os.environ.get("BENCH_SETUP_RUNS", "3"))
+# A user's shell writes bytecode; this sandbox sets PYTHONDONTWRITEBYTECODE, so drop it.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+ENV.update({"KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "MLFLOW_DISABLE_TELEMETRY": "true"})
+
+
+def timed(args, cwd, env=None) -> float:
+    start = time.perf_counter()
+    subprocess.run(args, cwd=cwd, env=env or ENV, check=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def fresh(folder: Path) -> Path:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def kedro_venv(work: Path) -> Path:
+    venv = work / "kedro-venv"
+    subprocess.run(["uv", "venv", "--quiet", str(venv)], check=True, env=ENV)
+    subprocess.run(["uv", "pip", "install", "--quiet", "--python", str(venv / "bin/python"),
+                    "--require-hashes", "-r", str(HERE / "kedro.lock")], check=True, env=ENV)
+    return venv / "bin/kedro"
+
+
+def bench_generation(work: Path) -> dict[str, list[float]]:
+    kedro = kedro_venv(work)
+    cookiecutter = [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE)]
+    ours_dir, kedro_dir = work / "gen-ours", work / "gen-kedro"
+    # One untimed run each writes bytecode caches, as a second use on a user's machine would.
+    timed(cookiecutter, fresh(ours_dir))
+    timed([str(kedro), "new", "--name", "bench", "--tools", "none", "--example", "n"], fresh(kedro_dir))
+    times: dict[str, list[float]] = {"ours": [], "kedro": []}
+    for _ in range(RUNS * 2 - 1):
+        times["ours"].append(timed(cookiecutter, fresh(ours_dir)))
+        times["kedro"].append(timed(
+            [str(kedro), "new", "--name", "bench", "--tools", "none", "--example", "n"], fresh(kedro_dir)))
+    return times
+
+
+def generate(work: Path, name: str) -> Path:
+    out = fresh(work / name)
+    subprocess.run([sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(out), str(TEMPLATE)],
+                   check=True, env=ENV, stdout=subprocess.DEVNULL)
+    return out / "secure-ml-project"
+
+
+def bench_setup_and_pipeline(work: Path) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {"setup_cold": [], "setup_warm": [], "pipeline_first": [],
+                                     "repro_noop": []}
+    cache = work / "uv-cache"
+    for i in range(SETUP_RUNS):
+        project = generate(work, f"cold-{i}")
+        shutil.rmtree(cache, ignore_errors=True)
+        times["setup_cold"].append(timed(["make", "setup"], project, {**ENV, "UV_CACHE_DIR": str(cache)}))
+        shutil.rmtree(project.parent)
+    for i in range(SETUP_RUNS):
+        project = generate(work, f"warm-{i}")
+        times["setup_warm"].append(timed(["make", "setup"], project, {**ENV, "UV_CACHE_DIR": str(cache)}))
+        times["pipeline_first"].append(timed(["make", "pipeline"], project))
+        if i == SETUP_RUNS - 1:
+            for _ in range(RUNS):
+                times["repro_noop"].append(timed([str(project / ".venv/bin/dvc"), "repro"], project))
+        else:
+            shutil.rmtree(project.parent)
+    return times
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, {platform.system()}"
+
+
+def main() -> int:
+    if not shutil.which("uv"):
+        print("bench: uv is not on PATH; run it through `make bench`", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        work = Path(tmp)
+        times = bench_generation(work)
+        times.update(bench_setup_and_pipeline(work))
+    med = {name: statistics.median(values) for name, values in times.items()}
+    targets = {
+        "ours": ("generation, this template (defaults)", f"<= 0.75 x kedro = {0.75 * med['kedro']:.2f} s",
+                 med["ours"] <= 0.75 * med["kedro"]),
+        "kedro": ("generation, `kedro new --tools none --example n`", "peer", None),
+        "setup_cold": ("`make setup`, empty uv cache", "<= 30 s", med["setup_cold"] <= 30),
+        "setup_warm": ("`make setup`, warm uv cache", "<= 10 s", med["setup_warm"] <= 10),
+        "pipeline_first": ("first `make pipeline` after setup", "<= 15 s", med["pipeline_first"] <= 15),
+        "repro_noop": ("no-op `dvc repro`", "<= 1.5 s", med["repro_noop"] <= 1.5),
+    }
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {machine()}. Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Command: `make bench`"
+        f" (benchmarks/run.py; BENCH_RUNS={RUNS}, BENCH_SETUP_RUNS={SETUP_RUNS}).",
+        "Each figure is the median of whole-process runs; generation alternates the two templates"
+        " in the same run.",
+        "",
+        "| what | median | runs (s) | target | met |",
+        "|---|---|---|---|---|",
+    ]
+    for key, (label, target, met) in targets.items():
+        runs = ", ".join(f"{v:.2f}" for v in times[key])
+        verdict = "" if met is None else ("yes" if met else "**no**")
+        lines.append(f"| {label} | {med[key]:.2f} s | {runs} | {target} | {verdict} |")
+    lines.append("")
+    lines.append(f"Ratio generation ours/kedro: {med['ours'] / med['kedro']:.2f}.")
+    text = "\n".join(lines) + "\n"
+    (HERE / "RESULTS.md").write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
