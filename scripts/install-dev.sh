@@ -16,6 +16,11 @@ if ! uv=$(command -v uv); then
     -r "{{cookiecutter.project_slug}}/requirements/bootstrap.txt"
   uv="$venv/bin/uv"
 fi
+# `uv pip sync` removes a uv that lives in the venv (it is not in dev.lock): run a copy.
+case "$uv" in
+  "$venv"/*|"$(cd "$venv" && pwd)"/*)
+    uv_copy=$(mktemp -d); trap 'rm -rf "$uv_copy"' EXIT; cp "$uv" "$uv_copy/uv"; uv="$uv_copy/uv" ;;
+esac
 echo "install: template tools from requirements/dev.lock (hashes required)"
 "$uv" pip sync --quiet --python "$venv/bin/python" --require-hashes requirements/dev.lock
 # uv is also needed by the tests and `make lock`: keep a copy in the venv.
