@@ -38,16 +38,19 @@ def plot(model: Any, frame: pd.DataFrame, scores: np.ndarray, paths: Paths) -> l
     features, truth = frame.drop(columns=[LABEL]), frame[LABEL]
     paths.figures.mkdir(parents=True, exist_ok=True)
     drawn = []
-    for name, draw in (
-        ("confusion_matrix", lambda ax: metrics.ConfusionMatrixDisplay.from_estimator(
-            model, features, truth, ax=ax, colorbar=False)),
-        ("roc_curve", lambda ax: metrics.RocCurveDisplay.from_predictions(truth, scores, ax=ax)),
-        ("precision_recall", lambda ax: metrics.PrecisionRecallDisplay.from_predictions(
-            truth, scores, ax=ax)),
+    for name, title, draw in (
+        ("confusion_matrix", "Confusion matrix (test set)",
+         lambda ax: metrics.ConfusionMatrixDisplay.from_estimator(
+             model, features, truth, ax=ax, colorbar=False)),
+        ("roc_curve", "ROC curve (test set)",
+         lambda ax: metrics.RocCurveDisplay.from_predictions(truth, scores, ax=ax, name="model")),
+        ("precision_recall", "Precision-recall curve (test set)",
+         lambda ax: metrics.PrecisionRecallDisplay.from_predictions(
+             truth, scores, ax=ax, name="model")),
     ):
         figure, axis = plt.subplots(figsize=(4.5, 4))
         draw(axis)
-        axis.set_title(name.replace("_", " "))
+        axis.set_title(title)
         figure.tight_layout()
         target = paths.figures / f"{name}.png"
         figure.savefig(target, dpi=100, metadata={"Software": None})

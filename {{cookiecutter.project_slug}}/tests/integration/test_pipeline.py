@@ -77,3 +77,13 @@ def test_second_repro_runs_no_stage(project):
     assert "Running stage" not in done.stdout
     status = run(["dvc", "status"], project)
     assert "up to date" in status.stdout
+
+
+def test_changing_a_training_parameter_reruns_only_train_and_after(project):
+    params = project / "params.yaml"
+    params.write_text(params.read_text().replace("C: 1.0", "C: 0.5"))
+    done = run(["dvc", "repro"], project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    ran = {line.split("'")[1] for line in done.stdout.splitlines() if line.startswith("Running stage")}
+    assert {"train", "evaluate"} <= ran
+    assert not ran & {"prepare", "validate"}
