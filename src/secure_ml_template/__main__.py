@@ -1,0 +1,3 @@
+from secure_ml_template.cli import main
+
+raise SystemExit(main())

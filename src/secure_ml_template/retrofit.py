@@ -1,0 +1,224 @@
+"""Add what the template would give an existing repository, without overwriting a byte.
+
+1. infer the answers (name, package, CI) from the repository, overridable by flags;
+2. render the template with them into a temporary folder (cookiecutter's API);
+3. plan: files to add (absent), files to merge (.gitignore, .pre-commit-config.yaml,
+   pyproject.toml: only appended or inserted text), files it will not touch (the template's
+   version goes beside them as `<name>.template`, unless identical);
+4. apply the plan (unless --dry-run).
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+import shutil
+import subprocess  # nosec B404 - runs git with fixed arguments
+import sys
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from secure_ml_template import merge
+from secure_ml_template.template import UsageError, render
+
+MERGERS = {".gitignore", ".pre-commit-config.yaml", "pyproject.toml"}
+PROPOSAL_SUFFIX = ".template"
+# Same rule as the template's pre-generation hook: names that would shadow a dependency.
+DEPENDENCIES = {
+    "art", "dvc", "mlflow", "numpy", "pandas", "pandera", "sklearn", "scipy",
+    "skops", "model_signing", "starlette", "uvicorn", "limits", "pytest", "setuptools",
+}
+NOT_PACKAGES = {"tests", "test", "docs", "scripts", "notebooks", "data", "build", "dist", "src", "site"}
+
+
+@dataclass
+class Plan:
+    answers: dict
+    add: list[str] = field(default_factory=list)
+    merge: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (description, new text)
+    propose: list[tuple[str, str]] = field(default_factory=list)     # (path, proposal path)
+    unchanged: list[tuple[str, str]] = field(default_factory=list)   # (path, why)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.add or self.merge or self.propose)
+
+    def lines(self) -> list[str]:
+        out = ["answers: " + ", ".join(f"{k}={v}" for k, v in self.answers.items())]
+        if self.empty:
+            out.append("nothing to do: the repository already has everything the template adds")
+        out += [f"  add      {p}" for p in self.add]
+        out += [f"  merge    {p}: {d}" for p, (d, _) in self.merge.items()]
+        out += [f"  propose  {p} exists: the template's version goes to {q} (review and merge it by hand)"
+                for p, q in self.propose]
+        kept = len(self.unchanged)
+        if kept:
+            out.append(f"  keep     {kept} existing files left as they are (identical to the template, "
+                       "or their proposal is already there)")
+        return out
+
+
+# ---------------------------------------------------------------- answers
+
+
+def slugify(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    slug = re.sub(r"-+", "-", slug)[:64].strip("-")
+    if not slug or not slug[0].isalpha():
+        slug = ("ml-" + slug).strip("-") if slug else "ml-project"
+    return slug
+
+
+def package_from(text: str) -> str:
+    name = re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_") or "ml_project"
+    if name[0].isdigit():
+        name = "pkg_" + name
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in sys.stdlib_module_names \
+            or name == "test" or name in DEPENDENCIES:
+        name += "_project"
+    return name
+
+
+def infer_answers(root: Path, name: str | None, package: str | None, ci: str | None) -> dict:
+    project_name = name
+    if project_name is None:
+        pyproject = root / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                project_name = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {}).get("name")
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+                project_name = None
+        project_name = project_name or root.resolve().name
+    slug = slugify(str(project_name))
+    if package is None:
+        found = sorted(p.parent.name for p in root.glob("src/*/__init__.py"))
+        if not found:
+            found = sorted(p.parent.name for p in root.glob("*/__init__.py")
+                           if p.parent.name not in NOT_PACKAGES and not p.parent.name.startswith("."))
+        package = found[0] if found else slug
+    package = package_from(package)
+    if ci is None:
+        ci = "gitlab" if (root / ".gitlab-ci.yml").is_file() and not (root / ".github" / "workflows").is_dir() else "github"
+    display = re.sub(r"[<>\x00-\x1f\x7f]", " ", str(project_name)).strip() or slug
+    return {"project_name": display, "project_slug": slug, "package_name": package, "ci_provider": ci}
+
+
+# ---------------------------------------------------------------- git
+
+
+def uncommitted(root: Path) -> list[str] | None:
+    """The uncommitted paths under root, or None when root is not inside a git work tree."""
+    if shutil.which("git") is None:
+        return None
+    inside = subprocess.run(["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"],  # nosec B603 B607
+                            capture_output=True, text=True, check=False)
+    if inside.returncode != 0 or inside.stdout.strip() != "true":
+        return None
+    status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=all", "--", "."],  # nosec B603 B607
+                            capture_output=True, text=True, check=False)
+    return [line[3:] for line in status.stdout.splitlines() if line.strip()]
+
+
+# ---------------------------------------------------------------- plan and apply
+
+
+def rendered_files(project: Path) -> list[str]:
+    return sorted(p.relative_to(project).as_posix() for p in project.rglob("*")
+                  if p.is_file() and ".git" not in p.relative_to(project).parts)
+
+
+def make_plan(root: Path, rendered: Path, answers: dict) -> Plan:
+    plan = Plan(answers)
+    has_pytest_ini = any((root / n).is_file() for n in merge.PYTEST_CONFIGS) or _has_section(
+        root / "setup.cfg", "[tool:pytest]") or _has_section(root / "tox.ini", "[pytest]")
+    for rel in rendered_files(rendered):
+        source, target = rendered / rel, root / rel
+        if any(parent.is_file() for parent in list(target.parents)[:-1] if root in parent.parents):
+            plan.unchanged.append((rel, "a file stands where its folder would go"))
+            continue
+        if not target.exists():
+            plan.add.append(rel)
+            continue
+        if not target.is_file():
+            plan.unchanged.append((rel, "a folder of that name exists"))
+            continue
+        new, old = source.read_bytes(), target.read_bytes()
+        if new == old:
+            plan.unchanged.append((rel, "identical"))
+            continue
+        if rel in MERGERS:
+            try:
+                old_text, new_text = old.decode("utf-8"), new.decode("utf-8")
+                if rel == ".gitignore":
+                    result = merge.gitignore(old_text, new_text)
+                elif rel == ".pre-commit-config.yaml":
+                    result = merge.precommit(old_text, new_text)
+                else:
+                    result = merge.pyproject(old_text, new_text, has_pytest_ini)
+            except (merge.MergeError, UnicodeDecodeError):
+                result = False
+            if result is None:
+                plan.unchanged.append((rel, "already has what the template would merge"))
+                continue
+            if result:
+                text, description = result
+                plan.merge[rel] = (description, text)
+                continue
+        proposal = rel + PROPOSAL_SUFFIX
+        existing = root / proposal
+        if existing.exists():
+            plan.unchanged.append((rel, "proposal already present" if existing.is_file() and existing.read_bytes() == new
+                                   else f"{proposal} exists and differs: left as it is"))
+            continue
+        plan.propose.append((rel, proposal))
+    return plan
+
+
+def _has_section(path: Path, header: str) -> bool:
+    try:
+        return path.is_file() and header in path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+def apply(root: Path, rendered: Path, plan: Plan) -> None:
+    """Write the plan. New files never replace anything: each is created exclusively."""
+    for rel in plan.add:
+        _create(root / rel, rendered / rel)
+    for rel, proposal in plan.propose:
+        _create(root / proposal, rendered / rel)
+    for rel, (_, text) in plan.merge.items():
+        path = root / rel
+        old = path.read_bytes()
+        data = text.encode("utf-8")
+        if not merge.keeps_lines(old.decode("utf-8"), text):
+            raise RuntimeError(f"refusing to write {rel}: the merge would drop a line")
+        path.write_bytes(data)
+
+
+def _create(target: Path, source: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "xb") as out:  # "x": fails rather than overwrite
+        out.write(source.read_bytes())
+    shutil.copymode(source, target)
+
+
+def retrofit(root: Path, answers: dict, dry_run: bool = False) -> Plan:
+    """Render, plan and (unless dry_run) apply. Returns the plan."""
+    with tempfile.TemporaryDirectory(prefix="secure-ml-retrofit-") as tmp:
+        rendered = render(answers, Path(tmp))
+        plan = make_plan(root, rendered, answers)
+        if not dry_run:
+            apply(root, rendered, plan)
+    return plan
+
+
+def validate_root(path: str) -> Path:
+    root = Path(path)
+    if not root.exists():
+        raise UsageError(f"{path}: no such folder; pass the path of the repository")
+    if not root.is_dir():
+        raise UsageError(f"{path}: not a folder; pass the path of the repository, not a file in it")
+    return root.resolve()
