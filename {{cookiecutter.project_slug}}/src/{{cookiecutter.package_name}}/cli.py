@@ -20,7 +20,15 @@ def main(argv: list[str] | None = None) -> int:
     for name, (_, text) in COMMANDS.items():
         sub.add_parser(name, help=text)
     sub.add_parser("profile", help="rebuild reference/data_profile.json from the bundled data")
-    args = parser.parse_args(argv)
+    sub.add_parser("serve", add_help=False,
+                   help="serve the verified model over HTTP on 127.0.0.1 (token required)")
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "serve":
+        from .serve import main as serve
+
+        return serve(extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "profile":
         from .validate import write_profile
 

@@ -1,0 +1,177 @@
+"""Guarded inference: check every input against the training schema, answer coarsely.
+
+`Predictor` loads the model only through `model_io.load_model` (which verifies it first),
+checks each batch against the reviewed reference profile (feature names, numeric types,
+finite values, ranges widened by the `validate.range_margin` of params.yaml, batch size)
+and answers with the label and a coarse confidence. The full probability vector is only
+returned when params.yaml sets `serve.confidence: full`: fine-grained scores make
+membership inference and model extraction easier.
+
+    from PACKAGE.inference import Predictor
+    Predictor().predict([{"feature": 1.0, ...}])  ->  [{"label": 1, "confidence": "high"}]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from numbers import Real
+from typing import Any
+
+import pandas as pd
+
+from .config import Paths, load_params
+
+CONFIDENCE_MODES = ("band", "rounded", "none", "full")
+# Band edges on the top class probability: below 0.7 low, below 0.9 medium, else high.
+BANDS = ((0.7, "low"), (0.9, "medium"), (math.inf, "high"))
+DEFAULT_SETTINGS: dict[str, Any] = {"max_batch_rows": 100, "confidence": "band"}
+
+
+class InputError(ValueError):
+    """An input broke a rule of the schema. `field` and `rule` name it; values never appear."""
+
+    def __init__(self, field: str, rule: str, message: str, row: int | None = None) -> None:
+        self.field, self.rule, self.row = field, rule, row
+        where = f"row {row}, " if row is not None else ""
+        super().__init__(f"{where}field '{field}': {message}")
+
+
+class SettingsError(ValueError):
+    """The `serve:` section of params.yaml holds a value this module cannot use."""
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    low: float
+    high: float
+
+
+def load_schema(paths: Paths, margin: float) -> list[Feature]:
+    """The features and their allowed ranges: the reference range plus `margin` of its width."""
+    profile = json.loads((paths.root / "reference" / "data_profile.json").read_text("utf-8"))
+    schema = []
+    for name, stats in profile["features"].items():
+        pad = margin * (stats["max"] - stats["min"])
+        schema.append(Feature(name, stats["min"] - pad, stats["max"] + pad))
+    return schema
+
+
+def serve_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """The `serve:` section with defaults filled in, checked once so errors are early and clear."""
+    settings = {**DEFAULT_SETTINGS, **(params.get("serve") or {})}
+    if settings["confidence"] not in CONFIDENCE_MODES:
+        raise SettingsError(
+            f"params.yaml serve.confidence is {settings['confidence']!r}: "
+            f"use one of {', '.join(CONFIDENCE_MODES)}"
+        )
+    rows = settings["max_batch_rows"]
+    if not isinstance(rows, int) or isinstance(rows, bool) or rows < 1:
+        raise SettingsError(
+            f"params.yaml serve.max_batch_rows is {rows!r}: use a whole number of at least 1"
+        )
+    return settings
+
+
+def check_rows(rows: Any, schema: list[Feature], max_rows: int) -> pd.DataFrame:
+    """Return the rows as a frame in training column order, or raise InputError on the first
+    broken rule. Accepts one row (a mapping) or a list of rows."""
+    if isinstance(rows, dict):
+        rows = [rows]
+    if not isinstance(rows, list):
+        raise InputError("rows", "type", "must be a list of objects mapping features to numbers")
+    if not rows:
+        raise InputError("rows", "batch_size", "is empty: send at least one row")
+    if len(rows) > max_rows:
+        raise InputError(
+            "rows", "batch_size",
+            f"holds {len(rows)} rows, more than the limit of {max_rows} (serve.max_batch_rows)",
+        )
+    names = [feature.name for feature in schema]
+    expected = set(names)
+    table: list[list[float]] = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise InputError("rows", "type", "must map feature names to numbers", row=index)
+        unknown = sorted(set(row) - expected, key=str)
+        if unknown:
+            raise InputError(str(unknown[0])[:64], "unknown_field",
+                             "is not a feature of the model: remove it", row=index)
+        missing = [name for name in names if name not in row]
+        if missing:
+            raise InputError(missing[0], "missing_field", "is required", row=index)
+        values = []
+        for feature in schema:
+            value = row[feature.name]
+            if isinstance(value, bool) or not isinstance(value, Real):
+                raise InputError(feature.name, "type", "must be a number", row=index)
+            value = float(value)
+            if math.isnan(value):
+                raise InputError(feature.name, "nan", "must not be NaN", row=index)
+            if math.isinf(value):
+                raise InputError(feature.name, "infinite", "must be finite", row=index)
+            if not feature.low <= value <= feature.high:
+                raise InputError(
+                    feature.name, "range",
+                    f"is outside the allowed range [{feature.low:.6g}, {feature.high:.6g}]",
+                    row=index,
+                )
+            values.append(value)
+        table.append(values)
+    return pd.DataFrame(table, columns=names, dtype="float64")
+
+
+def coarse(probabilities: list[float], classes: list[Any], mode: str) -> dict[str, Any]:
+    """One answer: the label and the confidence in the configured, coarse form."""
+    top = max(range(len(probabilities)), key=probabilities.__getitem__)
+    answer: dict[str, Any] = {"label": _plain(classes[top])}
+    best = float(probabilities[top])
+    if mode == "band":
+        answer["confidence"] = next(name for edge, name in BANDS if best < edge)
+    elif mode == "rounded":
+        answer["confidence"] = round(math.floor(best * 10) / 10, 1)
+    elif mode == "full":
+        answer["probabilities"] = {
+            str(_plain(label)): float(p) for label, p in zip(classes, probabilities, strict=True)
+        }
+    return answer
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars to Python ones, so answers serialise to JSON."""
+    return value.item() if hasattr(value, "item") else value
+
+
+class Predictor:
+    """The verified model plus the input schema; build once, call `predict` per batch."""
+
+    def __init__(self, paths: Paths | None = None, params: dict[str, Any] | None = None) -> None:
+        from .model_io import load_model
+
+        self.paths = paths or Paths()
+        params = params if params is not None else load_params(self.paths)
+        self.settings = serve_settings(params)
+        self.schema = load_schema(self.paths, float(params["validate"]["range_margin"]))
+        self.model = load_model(self.paths.model, self.paths.model_manifest)
+        self.classes = list(self.model.classes_)
+
+    @property
+    def max_rows(self) -> int:
+        return int(self.settings["max_batch_rows"])
+
+    def check(self, rows: Any) -> pd.DataFrame:
+        return check_rows(rows, self.schema, self.max_rows)
+
+    def predict(self, rows: Any) -> list[dict[str, Any]]:
+        """Check the batch (InputError on the first broken rule), then answer per row."""
+        frame = self.check(rows)
+        probabilities = self.model.predict_proba(frame)
+        mode = self.settings["confidence"]
+        return [coarse(list(row), self.classes, mode) for row in probabilities]
+
+
+def predict(rows: Any, paths: Paths | None = None) -> list[dict[str, Any]]:
+    """One-shot helper: load and verify the model, check the rows, answer coarsely."""
+    return Predictor(paths).predict(rows)

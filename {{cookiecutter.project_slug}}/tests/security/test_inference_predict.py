@@ -1,0 +1,120 @@
+"""Attacks on the predict API: evasion-style inputs are refused, confidences stay coarse."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import yaml
+from serve_support import make_root, rows_of
+
+from {{ cookiecutter.package_name }}.config import load_params
+from {{ cookiecutter.package_name }}.inference import InputError, Predictor, SettingsError
+from {{ cookiecutter.package_name }}.model_io import ModelIntegrityError
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory, frames, params):
+    return make_root(tmp_path_factory.mktemp("predict"), frames[0], params)
+
+
+@pytest.fixture(scope="module")
+def predictor(root):
+    return Predictor(root)
+
+
+@pytest.fixture
+def good(frames):
+    return rows_of(frames[1], 5)
+
+
+def reject(predictor, rows, field, rule):
+    with pytest.raises(InputError) as caught:
+        predictor.predict(rows)
+    assert (caught.value.field, caught.value.rule) == (field, rule), str(caught.value)
+    return caught.value
+
+
+def test_valid_rows_get_a_label_and_a_coarse_confidence(predictor, good, frames):
+    answers = predictor.predict(good)
+    assert len(answers) == 5
+    for answer in answers:
+        assert set(answer) == {"label", "confidence"}
+        assert answer["confidence"] in {"low", "medium", "high"}
+    truth = frames[1]["target"].head(5).tolist()
+    assert sum(a["label"] == t for a, t in zip(answers, truth, strict=True)) >= 4
+
+
+def test_out_of_range_values_are_rejected(predictor, good):
+    feature = predictor.schema[0]
+    for value in (feature.high * 1.01 + 1e-9, feature.low - abs(feature.low) * 0.01 - 1e-3, 1e9):
+        row = {**good[0], feature.name: value}
+        error = reject(predictor, [good[1], row], feature.name, "range")
+        assert error.row == 1 and str(value) not in str(error)
+
+
+def test_values_at_the_widened_edge_are_accepted(predictor, good):
+    feature = predictor.schema[0]
+    assert predictor.predict([{**good[0], feature.name: feature.high}])
+    assert predictor.predict([{**good[0], feature.name: feature.low}])
+
+
+@pytest.mark.parametrize(("value", "rule"), [(math.nan, "nan"), (math.inf, "infinite"),
+                                             (-math.inf, "infinite")])
+def test_nan_and_infinity_are_rejected(predictor, good, value, rule):
+    name = predictor.schema[3].name
+    reject(predictor, [{**good[0], name: value}], name, rule)
+
+
+@pytest.mark.parametrize("value", ["12.5", None, True, [1.0], {"x": 1}])
+def test_values_that_are_not_numbers_are_rejected(predictor, good, value):
+    name = predictor.schema[2].name
+    reject(predictor, [{**good[0], name: value}], name, "type")
+
+
+def test_unknown_and_missing_fields_are_rejected(predictor, good):
+    reject(predictor, [{**good[0], "is_admin": 1.0}], "is_admin", "unknown_field")
+    name = predictor.schema[-1].name
+    partial = {k: v for k, v in good[0].items() if k != name}
+    reject(predictor, [partial], name, "missing_field")
+
+
+def test_batches_over_the_limit_and_empty_batches_are_rejected(predictor, good):
+    limit = predictor.max_rows
+    reject(predictor, [good[0]] * (limit + 1), "rows", "batch_size")
+    reject(predictor, [], "rows", "batch_size")
+    reject(predictor, "not rows", "rows", "type")
+    assert len(predictor.predict([good[0]] * limit)) == limit
+
+
+def test_full_probabilities_only_when_configured(root, good):
+    params = load_params(root)
+    for mode, check in (
+        ("full", lambda a: set(a) == {"label", "probabilities"}
+         and math.isclose(sum(a["probabilities"].values()), 1.0)),
+        ("rounded", lambda a: a["confidence"] in {x / 10 for x in range(10)}),
+        ("none", lambda a: set(a) == {"label"}),
+    ):
+        answers = Predictor(root, {**params, "serve": {**params["serve"], "confidence": mode}})
+        assert all(check(a) for a in answers.predict(good)), mode
+    with pytest.raises(SettingsError, match="serve.confidence"):
+        Predictor(root, {**params, "serve": {**params["serve"], "confidence": "exact"}})
+
+
+def test_predictor_refuses_a_tampered_model(tmp_path, frames, params):
+    root = make_root(tmp_path / "p", frames[0], params)
+    data = bytearray(root.model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    root.model.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError):
+        Predictor(root)
+
+
+def test_margin_comes_from_params(root, good):
+    params = yaml.safe_load(root.params.read_text())
+    wide = Predictor(root, {**params, "validate": {**params["validate"], "range_margin": 1.0}})
+    feature = wide.schema[0]
+    narrow = Predictor(root, {**params, "validate": {**params["validate"], "range_margin": 0.0}})
+    assert feature.high > narrow.schema[0].high
+    assert wide.predict([{**good[0], feature.name: narrow.schema[0].high * 1.05}])
+    reject(narrow, [{**good[0], feature.name: narrow.schema[0].high * 1.05}], feature.name, "range")
