@@ -148,10 +148,10 @@ def make_plan(root: Path, rendered: Path, answers: dict) -> Plan:
         if new == old:
             plan.unchanged.append((rel, "identical"))
             continue
-        if rel in MERGERS:
+        if rel in MERGERS or Path(rel).name == ".gitignore":
             try:
                 old_text, new_text = old.decode("utf-8"), new.decode("utf-8")
-                if rel == ".gitignore":
+                if Path(rel).name == ".gitignore":
                     result = merge.gitignore(old_text, new_text)
                 elif rel == ".pre-commit-config.yaml":
                     result = merge.precommit(old_text, new_text)
