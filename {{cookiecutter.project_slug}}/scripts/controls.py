@@ -1,76 +1,309 @@
-"""`make controls`: check every control in controls.yaml has its evidence, and prove it.
+"""`make controls`: check the controls registry (controls.yaml), then prove every control.
 
-For each control: every listed file must exist and every listed test must exist and pass.
-Prints one table row per control and exits 1 when any control is missing or failing.
+1. The registry itself is checked: every entry has exactly the fields id, title, guide_risk,
+   exchange, files and tests; ids are unique; `exchange` is an OWASP AI Exchange control name.
+2. Every listed file must exist, and every listed test must exist in its test file.
+3. All proving tests run in ONE pytest session; a control is `ok` only when each of its tests
+   ran and passed (a skipped or unrun test proves nothing).
+4. A table (control, AI Exchange name, status) is printed; the exit code is 0 only when every
+   control is ok (1 when a control fails or misses evidence, 2 when the registry is invalid).
+
+Other code (the docs) renders the same file with `render_matrix()`:
+
+    import runpy; runpy.run_path("scripts/controls.py")["render_matrix"](root)
+
+`python scripts/controls.py --matrix` prints that Markdown table without running any test.
 """
 
 from __future__ import annotations
 
-import subprocess  # nosec B404 - runs pytest from this venv with fixed arguments
+import argparse
+import ast
+import os
+import re
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+REGISTRY = "controls.yaml"
+FIELDS = ("id", "title", "guide_risk", "exchange", "files", "tests")
+ID_PATTERN = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
+# Control names of the OWASP AI Exchange (https://owaspai.org/goto/periodictable/).
+EXCHANGE_CONTROLS = frozenset({
+    # governance and general
+    "AI PROGRAM", "SEC PROGRAM", "SEC DEV PROGRAM", "DEV PROGRAM", "CHECK COMPLIANCE",
+    "SEC EDUCATE",
+    # limiting data and unwanted behaviour
+    "DATA MINIMIZE", "ALLOWED DATA", "SHORT RETAIN", "OBFUSCATE TRAINING DATA", "DISCRETE",
+    "OVERSIGHT", "LEAST MODEL PRIVILEGE", "AI TRANSPARENCY", "CONTINUOUS VALIDATION",
+    "EXPLAINABILITY", "UNWANTED BIAS TESTING",
+    # threats through use
+    "MONITOR USE", "RATE LIMIT", "MODEL ACCESS CONTROL",
+    "ANOMALOUS INPUT HANDLING", "UNWANTED INPUT SERIES HANDLING", "OBSCURE CONFIDENCE",
+    "EVASION INPUT HANDLING", "EVASION ROBUST MODEL", "TRAIN ADVERSARIAL", "INPUT DISTORTION",
+    "ADVERSARIAL ROBUST DISTILLATION", "PROMPT INJECTION I/O HANDLING", "MODEL ALIGNMENT",
+    "FILTER SENSITIVE MODEL OUTPUT", "SMALL MODEL", "DOS INPUT VALIDATION", "LIMIT RESOURCES",
+    # development time
+    "DEV SECURITY", "SEGREGATE DATA", "CONF COMPUTE", "FEDERATED LEARNING",
+    "SUPPLY CHAIN MANAGE", "MORE TRAINING DATA", "DATA QUALITY CONTROL",
+    "TRAIN DATA DISTORTION", "POISON ROBUST MODEL",
+    # runtime application security
+    "RUNTIME MODEL INTEGRITY", "RUNTIME MODEL IO INTEGRITY", "RUNTIME MODEL CONFIDENTIALITY",
+    "MODEL OBFUSCATION", "ENCODE MODEL OUTPUT", "MODEL INPUT CONFIDENTIALITY",
+})
 
 
-def load_registry(root: Path = ROOT) -> list[dict]:
-    return yaml.safe_load((root / "controls.yaml").read_text(encoding="utf-8"))["controls"]
+class RegistryError(ValueError):
+    """controls.yaml breaks its own schema. The message names the entry and the field."""
 
 
-def missing_evidence(control: dict, root: Path = ROOT) -> list[str]:
-    missing = [f"file {f}" for f in control.get("files", []) if not (root / f).exists()]
-    for test in control.get("tests", []):
+def _where(index: int, entry: Any) -> str:
+    ident = entry.get("id") if isinstance(entry, dict) else None
+    return f"{REGISTRY} entry {index + 1}" + (f" ({ident})" if isinstance(ident, str) else "")
+
+
+def _relative_path(value: Any) -> bool:
+    if not isinstance(value, str) or not value.strip() or "\\" in value:
+        return False
+    path = PurePosixPath(value)
+    return not path.is_absolute() and ".." not in path.parts
+
+
+def check_registry(data: Any) -> list[str]:
+    """Every schema problem of the parsed registry, one readable line each (empty: valid)."""
+    if not isinstance(data, dict) or not isinstance(data.get("controls"), list):
+        return [f"{REGISTRY} must be a mapping with a 'controls' list"]
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(data["controls"]):
+        where = _where(index, entry)
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: must be a mapping with the fields {', '.join(FIELDS)}")
+            continue
+        problems += [f"{where}: field '{f}' is missing" for f in FIELDS if f not in entry]
+        problems += [f"{where}: field '{f}' is not one of {', '.join(FIELDS)}"
+                     for f in entry if f not in FIELDS]
+        ident = entry.get("id")
+        if "id" in entry and (not isinstance(ident, str) or not ID_PATTERN.match(ident)):
+            problems.append(f"{where}: field 'id' must be UPPER-CASE-WITH-DASHES, got {ident!r}")
+        elif isinstance(ident, str):
+            if ident in seen:
+                problems.append(f"{where}: id {ident} is already used by entry {seen[ident] + 1}")
+            seen.setdefault(ident, index)
+        for field in ("title", "guide_risk"):
+            if field in entry and (not isinstance(entry[field], str) or not entry[field].strip()):
+                problems.append(f"{where}: field '{field}' must be a non-empty text")
+        exchange = entry.get("exchange")
+        if "exchange" in entry and exchange not in EXCHANGE_CONTROLS:
+            problems.append(
+                f"{where}: field 'exchange' is {exchange!r}, not an OWASP AI Exchange control "
+                "name (e.g. DATA QUALITY CONTROL, RATE LIMIT; see EXCHANGE_CONTROLS)"
+            )
+        for field in ("files", "tests"):
+            values = entry.get(field)
+            if field not in entry:
+                continue
+            if not isinstance(values, list) or not values:
+                problems.append(f"{where}: field '{field}' must be a non-empty list")
+                continue
+            for value in values:
+                path = value.partition("::")[0] if isinstance(value, str) else value
+                if not _relative_path(path):
+                    problems.append(f"{where}: {field} entry {value!r} must be a path inside "
+                                    "the project (relative, no '..')")
+                elif field == "tests" and (
+                    "::" not in value or not path.startswith("tests/") or not path.endswith(".py")
+                ):
+                    problems.append(f"{where}: test {value!r} must be a pytest node id "
+                                    "like tests/unit/test_x.py::test_name")
+    return problems
+
+
+def load_registry(root: Path = ROOT) -> list[dict[str, Any]]:
+    """The registry's controls, after the schema check (RegistryError lists every problem)."""
+    source = root / REGISTRY
+    if not source.is_file():
+        raise RegistryError(f"{source} not found: the controls registry is required")
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise RegistryError(f"{REGISTRY} is not valid YAML: {error}") from error
+    problems = check_registry(data)
+    if problems:
+        raise RegistryError("\n".join(problems))
+    return data["controls"]
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_matrix(root: Path = ROOT, status: dict[str, str] | None = None) -> str:
+    """The registry as a Markdown table (one row per control), for the docs and the README.
+    `status` (control id -> text) adds a Status column, e.g. from the last `make controls`."""
+    controls = load_registry(root)
+    head = ["Control", "What it does", "Guide risk", "AI Exchange control", "Files", "Proved by"]
+    if status is not None:
+        head.append("Status")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for control in controls:
+        cells = [
+            f"`{control['id']}`", control["title"], control["guide_risk"], control["exchange"],
+            "<br>".join(f"`{f}`" for f in control["files"]),
+            "<br>".join(f"`{t.split('::')[-1]}`" for t in control["tests"]),
+        ]
+        if status is not None:
+            cells.append(status.get(control["id"], "not checked"))
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _defined_tests(source: Path) -> set[str]:
+    """Node-id tails defined in a test file: 'test_x' and 'TestClass::test_y'."""
+    tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+    names: set[str] = set()
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    for node in tree.body:
+        if isinstance(node, functions):
+            names.add(node.name)
+        elif isinstance(node, ast.ClassDef):
+            names.add(node.name)
+            names.update(f"{node.name}::{item.name}" for item in node.body
+                         if isinstance(item, functions))
+    return names
+
+
+def missing_evidence(control: dict[str, Any], root: Path = ROOT) -> list[str]:
+    """Files and tests of one control that do not exist."""
+    missing = [f"file {f}" for f in control["files"] if not (root / f).exists()]
+    cache: dict[str, set[str] | None] = {}
+    for test in control["tests"]:
         path, _, name = test.partition("::")
-        source = root / path
-        if not source.is_file():
+        if path not in cache:
+            source = root / path
+            try:
+                cache[path] = _defined_tests(source) if source.is_file() else None
+            except SyntaxError:
+                cache[path] = set()
+        if cache[path] is None:
             missing.append(f"test file {path}")
-        elif name and f"def {name.split('[')[0]}(" not in source.read_text(encoding="utf-8"):
+        elif name.split("[")[0] not in cache[path]:
             missing.append(f"test {test}")
-    if not control.get("tests"):
-        missing.append("a proving test")
     return missing
 
 
-def main() -> int:
-    controls = load_registry()
-    rows, failed = [], False
-    runnable = []
+class _Outcomes:
+    """pytest plugin: the outcome of every test item and collection, by node id."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, str] = {}
+        self.broken: list[str] = []
+        rank = {"passed": 0, "skipped": 1, "failed": 2}
+        self._rank = rank
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        outcome = "skipped" if getattr(report, "wasxfail", None) else report.outcome
+        if report.when == "call" or outcome != "passed":
+            before = self.items.get(report.nodeid, "passed")
+            if self._rank[outcome] >= self._rank[before]:
+                self.items[report.nodeid] = outcome
+
+    def pytest_collectreport(self, report: Any) -> None:
+        if report.failed:
+            self.broken.append(report.nodeid)
+
+
+def run_tests(node_ids: list[str], root: Path = ROOT) -> dict[str, str]:
+    """Run every node id in ONE pytest session; return node id -> passed/failed/skipped/
+    'did not run'. A listed id covers its parametrized cases (id[...])."""
+    import pytest
+
+    outcomes = _Outcomes()
+    unique = list(dict.fromkeys(node_ids))
+    here = Path.cwd()
+    os.chdir(root)
+    try:
+        code = pytest.main(["-q", "--no-header", "-p", "no:cacheprovider", "-rfEs", *unique],
+                           plugins=[outcomes])
+    finally:
+        os.chdir(here)
+    results = {}
+    for node in unique:
+        found = [state for item, state in outcomes.items.items()
+                 if item == node or item.startswith((node + "[", node + "::"))]
+        if not found:
+            results[node] = "did not run"
+        elif "failed" in found:
+            results[node] = "failed"
+        elif "skipped" in found:
+            results[node] = "skipped"
+        else:
+            results[node] = "passed"
+    if int(code) not in (0, 1) and all(r == "passed" for r in results.values()):
+        # pytest itself failed (usage, internal error, interrupted): prove nothing.
+        results = dict.fromkeys(unique, f"did not run (pytest exit {int(code)})")
+    return results
+
+
+def check(root: Path = ROOT, run: bool = True) -> list[tuple[dict[str, Any], str]]:
+    """(control, status) for every control; status 'ok' or what is wrong."""
+    controls = load_registry(root)
+    missing = {c["id"]: missing_evidence(c, root) for c in controls}
+    runnable = [t for c in controls if not missing[c["id"]] for t in c["tests"]]
+    results = run_tests(runnable, root) if run and runnable else {}
+    rows = []
     for control in controls:
-        missing = missing_evidence(control)
-        control["status"] = "MISSING: " + ", ".join(missing) if missing else "pending"
-        if not missing:
-            runnable.extend(control["tests"])
-    results: dict[str, bool] = {}
-    if runnable:
-        done = subprocess.run(  # nosec B603 - fixed pytest invocation on registry node ids
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", *runnable],
-            cwd=ROOT, capture_output=True, text=True, check=False,
-        )
-        for line in done.stdout.splitlines():
-            for word, ok in (("PASSED ", True), ("FAILED ", False), ("ERROR ", False)):
-                if line.startswith(word):
-                    results[line[len(word):].split(" ")[0]] = ok
-        if done.returncode not in (0, 1):
-            print(done.stdout[-2000:], done.stderr[-2000:], sep="\n", file=sys.stderr)
-    for control in controls:
-        if control["status"] == "pending":
-            states = [results.get(test) for test in control["tests"]]
-            if all(states):
-                control["status"] = "ok"
-            else:
-                bad = [t for t, s in zip(control["tests"], states, strict=True) if not s]
-                control["status"] = "FAILED: " + ", ".join(
-                    f"{t} ({'did not run' if results.get(t) is None else 'failed'})" for t in bad)
-        failed |= control["status"] != "ok"
-        rows.append((control["id"], control["exchange"], control["status"]))
-    width = max(len(r[0]) for r in rows)
-    exwidth = max(len(r[1]) for r in rows)
-    print(f"{'control':<{width}}  {'AI Exchange control':<{exwidth}}  status")
-    for ident, exchange, status in rows:
-        print(f"{ident:<{width}}  {exchange:<{exwidth}}  {status}")
-    print(f"\n{sum(r[2] == 'ok' for r in rows)}/{len(rows)} controls proven")
+        if missing[control["id"]]:
+            rows.append((control, "MISSING: " + ", ".join(missing[control["id"]])))
+            continue
+        if not run:
+            rows.append((control, "evidence present (tests not run)"))
+            continue
+        bad = [(t, results.get(t, "did not run")) for t in control["tests"]
+               if results.get(t) != "passed"]
+        rows.append((control, "ok" if not bad else
+                     "FAILED: " + ", ".join(f"{t} ({state})" for t, state in bad)))
+    return rows
+
+
+def print_table(rows: list[tuple[dict[str, Any], str]]) -> None:
+    width = max([len("control")] + [len(c["id"]) for c, _ in rows])
+    exwidth = max([len("AI Exchange control")] + [len(c["exchange"]) for c, _ in rows])
+    print(f"\n{'control':<{width}}  {'AI Exchange control':<{exwidth}}  status")
+    print(f"{'-' * width}  {'-' * exwidth}  ------")
+    for control, status in rows:
+        print(f"{control['id']:<{width}}  {control['exchange']:<{exwidth}}  {status}")
+    proven = sum(status == "ok" for _, status in rows)
+    print(f"\n{proven}/{len(rows)} controls proven")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--matrix", action="store_true",
+                        help="print the registry as a Markdown table and exit (no tests)")
+    parser.add_argument("--no-tests", action="store_true",
+                        help="check the registry and that the evidence exists; run no test")
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        if args.matrix:
+            print(render_matrix(args.root), end="")
+            return 0
+        rows = check(args.root, run=not args.no_tests)
+    except RegistryError as error:
+        for line in str(error).splitlines():
+            print(f"controls: {line}", file=sys.stderr)
+        print("controls: fix controls.yaml; every entry needs "
+              f"{', '.join(FIELDS)}", file=sys.stderr)
+        return 2
+    print_table(rows)
+    failed = [(c["id"], s) for c, s in rows
+              if s.startswith("MISSING") or (s != "ok" and not args.no_tests)]
+    for ident, status in failed:
+        print(f"control {ident} is not proven: {status}", file=sys.stderr)
     return 1 if failed else 0
 
 
