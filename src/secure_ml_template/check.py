@@ -155,8 +155,9 @@ def make_rules(repo: Repo) -> dict[str, tuple[list[str], str]]:
     return rules
 
 
-def expand(repo: Repo, text: str) -> str:
-    """Text of commands plus the Makefile targets and repository scripts they call."""
+def expand(repo: Repo, text: str, scripts: bool = True) -> str:
+    """Text of commands plus the Makefile targets (and, with scripts, the repository scripts)
+    they call."""
     rules = make_rules(repo)
     seen_targets: set[str] = set()
     seen_scripts: set[str] = set()
@@ -177,7 +178,7 @@ def expand(repo: Repo, text: str) -> str:
         for match in re.finditer(r"(?:\./)?((?:scripts|bin|ci|\.ci)/[\w./-]+\.(?:sh|py))", chunk):
             script = match.group(1)
             path = repo.root / script
-            if script not in seen_scripts and path.is_file():
+            if scripts and script not in seen_scripts and path.is_file():
                 seen_scripts.add(script)
                 out.append(repo.text(path))
                 queue.append(repo.text(path))
@@ -214,11 +215,13 @@ def precommit_text(repo: Repo) -> str:
         for hook in entry.get("hooks") or []:
             if isinstance(hook, dict):
                 args = hook.get("args") or []
-                fields = [hook.get("id"), hook.get("entry"), *(args if isinstance(args, list) else [])]
+                fields = [hook.get("id"), hook.get("name"), hook.get("entry"),
+                          *(args if isinstance(args, list) else [])]
                 if entry.get("repo") not in ("local", "meta"):
                     fields.append(entry.get("repo"))
                 parts.append(" ".join(str(f) for f in fields if f))
-    return expand(repo, "\n".join(parts))
+    # A hook counts for the tools it names; a script it runs may run other tools only on demand.
+    return expand(repo, "\n".join(parts), scripts=False)
 
 
 def check_dvc(repo: Repo) -> Row:
