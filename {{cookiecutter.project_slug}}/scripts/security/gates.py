@@ -1,6 +1,6 @@
 """The security gates of this project: `python scripts/security/gates.py [GATE ...]`.
 
-Gates: bandit, secrets, audit, models, sbom (default: all, in that order). Each gate says
+Gates: bandit, secrets, audit, models, sbom, ci (default: all, in that order). Each gate says
 what it checked and ends with one verdict line: PASS, FAIL or NOT RUN. The command exits
 non-zero when any gate failed or did not run; a gate whose tool could not do its job never
 reports PASS. The tools are the ones pinned in requirements/lock.txt, taken from the same
@@ -458,12 +458,80 @@ def gate_sbom() -> tuple[str, str]:
     return PASS, f"{len(packages)} packages, {len(added)} model/data components -> {rel(out)}"
 
 
+# --------------------------------------------------------------------------- ci
+def images(node) -> list[str]:
+    """Every `image:` of a GitLab CI file (a string or a mapping with `name`)."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "image":
+                found.append(value.get("name", "") if isinstance(value, dict) else str(value))
+            else:
+                found += images(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += images(value)
+    return found
+
+
+def gate_ci() -> tuple[str, str]:
+    workflows = ROOT / ".github" / "workflows"
+    gitlab = ROOT / ".gitlab-ci.yml"
+    say(
+        "CI files: GitHub workflows with zizmor --offline (regular and auditor personas) and "
+        "check-jsonschema; .gitlab-ci.yml parsed, images pinned by digest"
+    )
+    problems, checked = [], []
+    if workflows.is_dir():
+        files = [rel(p) for p in sorted(workflows.glob("*.y*ml"))]
+        checked += files
+        for persona in ("regular", "auditor"):
+            done = run([tool("zizmor"), "--offline", f"--persona={persona}", ".github/"])
+            lines = done.stdout.splitlines()
+            for number, line in enumerate(lines):
+                if re.match(r"^(error|warning|help|info)\[", line):
+                    where = next(
+                        (x.strip() for x in lines[number + 1 : number + 3] if "-->" in x), ""
+                    )
+                    problems.append(f"zizmor ({persona}): {line.strip()} {where}")
+            if done.returncode not in (0, 14) or (done.returncode == 14 and not problems):
+                return NOT_RUN, f"zizmor exited {done.returncode}: {done.stderr.strip()[-300:]}"
+        schema = run(
+            [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files]
+        )
+        if schema.returncode != 0:
+            problems.append("check-jsonschema: " + (schema.stdout + schema.stderr).strip()[-400:])
+    if gitlab.is_file():
+        import yaml  # in the lock
+
+        checked.append(rel(gitlab))
+        try:
+            config = yaml.safe_load(gitlab.read_text(encoding="utf-8"))
+        except yaml.YAMLError as error:
+            config = None
+            problems.append(f"{rel(gitlab)} does not parse: {error}")
+        if config is not None and not isinstance(config, dict):
+            problems.append(f"{rel(gitlab)} is not a mapping of jobs")
+        elif config is not None:
+            for image in images(config):
+                if "@sha256:" not in image:
+                    problems.append(f"{rel(gitlab)}: image {image} is not pinned by digest")
+    for line in problems:
+        say("  " + line)
+    if problems:
+        return FAIL, f"{len(problems)} problem(s) in the CI files"
+    if not checked:
+        return PASS, "no CI files in this repository (ci_provider=none)"
+    return PASS, "no findings in " + ", ".join(checked)
+
+
 GATES = {
     "bandit": gate_bandit,
     "secrets": gate_secrets,
     "audit": gate_audit,
     "models": gate_models,
     "sbom": gate_sbom,
+    "ci": gate_ci,
 }
 
 
