@@ -41,6 +41,7 @@ COMMON_FILES = {
     "reference/data_profile.json",
     "requirements/bootstrap.txt",
     "requirements/lock.txt",
+    "scripts/attack_demo.py",
     "scripts/controls.py",
     "scripts/gen_docs.py",
     "scripts/setup.sh",

@@ -7,7 +7,7 @@ Every request passes, in order: a per-client rate limit (429 + Retry-After), the
 token compared in constant time (401), a body size limit (413), JSON and schema checks
 (422 naming the field and the rule), then the verified model answers with labels and
 coarse confidences. One JSON audit line per request goes to the `audit` logger (stderr,
-and serve.audit_log when set): time, client, method, path, status, rows, latency, and for
+or the file serve.audit_log when set): time, client, method, path, status, rows, latency, and for
 refusals the rule and field. Input values are never logged.
 GET /health answers {"status": "ok"} without a token (for load balancers); it is
 rate-limited too.
@@ -45,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "port": 8000,
     "token_env": TOKEN_ENV,
     "rate_limit": "60/minute",
-    "max_body_bytes": 65536,
+    "max_body_bytes": 262144,
     "audit_log": "",
 }
 MIN_TOKEN_LENGTH = 16
@@ -91,16 +91,20 @@ def read_token(settings: dict[str, Any], environ: dict[str, str] | None = None) 
 
 
 def audit_logger(path: str = "") -> logging.Logger:
+    """The `audit` logger, writing plain JSON lines to `path` (appended) or else to stderr."""
     logger = logging.getLogger("audit")
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    if not any(getattr(h, "_audit", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler._audit = True  # type: ignore[attr-defined]
+    target = os.path.abspath(path) if path else "<stderr>"
+    for handler in list(logger.handlers):
+        if getattr(handler, "audit_target", None) not in (None, target):
+            logger.removeHandler(handler)
+            handler.close()
+    if not any(getattr(h, "audit_target", None) == target for h in logger.handlers):
+        handler = (logging.FileHandler(path, encoding="utf-8") if path
+                   else logging.StreamHandler(sys.stderr))
+        handler.audit_target = target  # type: ignore[attr-defined]
         logger.addHandler(handler)
-    if path and not any(getattr(h, "baseFilename", None) == os.path.abspath(path)
-                        for h in logger.handlers):
-        logger.addHandler(logging.FileHandler(path, encoding="utf-8"))
     return logger
 
 
@@ -122,7 +126,8 @@ def create_app(
     limit = parse(str(settings["rate_limit"]))
     limiter = MovingWindowRateLimiter(MemoryStorage())
     max_body = int(settings["max_body_bytes"])
-    audit = audit_logger(str(settings["audit_log"]))
+    audit_path = str(settings["audit_log"] or "")
+    audit = audit_logger(str(paths.root / audit_path) if audit_path else "")
 
     def client_of(request: Request) -> str:
         return request.client.host if request.client else "unknown"

@@ -143,6 +143,18 @@ def test_every_request_is_audited_without_input_values(client, frames, audit_lin
     assert TOKEN not in text
 
 
+def test_audit_lines_can_go_to_a_file_instead_of_stderr(root, frames, tmp_path):
+    params = load_params(root)
+    target = tmp_path / "audit.jsonl"
+    app = create_app(root, {**params, "serve": {**params["serve"], "audit_log": str(target)}},
+                     token=TOKEN)
+    with TestClient(app) as client:
+        client.post("/predict", json={"rows": rows_of(frames[1], 1)}, headers=AUTH)
+        client.post("/predict", json={"rows": rows_of(frames[1], 1)})
+    lines = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [line["status"] for line in lines] == [200, 401]
+
+
 def test_service_refuses_to_start_without_a_strong_token(root, monkeypatch):
     params = load_params(root)
     monkeypatch.delenv("MODEL_API_TOKEN", raising=False)

@@ -1,0 +1,365 @@
+"""`make attack-demo`: attack a scratch copy of this project and show which control stops each attack.
+
+Nothing here touches your files: the project is copied into a temporary folder (without .git,
+.venv, caches and the private signing key), the pipeline's outputs are copied with it (or
+`dvc repro` runs there when they are missing), and every attack runs against that copy:
+
+  poisoned rows, a flipped-label batch      -> the validate stage must refuse the data
+  a changed model byte, a malicious pickle  -> loading the model must refuse the file
+  out-of-range, malformed, oversized input  -> the HTTP service must answer 422 / 413
+  no token, a request flood                 -> the service must answer 401 / 429
+  a membership-inference probe              -> the API's answers must not reveal members
+
+Each attack names the OWASP AI Exchange control it expects; the controls registry
+(controls.yaml) says which control of this project implements it. An attack with no such
+control is reported as "control missing", never as stopped. Exit code: 0 only when every
+attack was stopped by a registered control.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import pickle  # nosec B403 - only dumps a payload that must never be loaded
+import runpy
+import secrets
+import shlex
+import shutil
+import subprocess  # nosec B404 - runs this project's own stages with fixed arguments
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SKIP = (".git", ".venv", ".dvc/cache", ".dvc/tmp", "mlflow.db", "mlartifacts", "mlruns", "site",
+        "dvc_plots", ".pytest_cache", ".ruff_cache", "__pycache__", "model-signing.key")
+PIPELINE_OUTPUTS = ("models/model.skops", "models/model.json", "data/prepared/train.csv",
+                    "data/prepared/test.csv", "dvc.lock")
+
+
+class Payload:
+    """Unpickling this runs a shell command that leaves a marker file. It must never run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+
+
+def _ignore(folder: str, names: list[str]) -> set[str]:
+    here = Path(folder)
+    return {n for n in names if n in SKIP or any(str(here / n).endswith("/" + s) for s in SKIP)}
+
+
+def scratch_copy(root: Path, target: Path) -> Path:
+    """Copy the project; make sure the pipeline's outputs exist there."""
+    copy = target / root.name
+    shutil.copytree(root, copy, ignore=_ignore, symlinks=True)
+    if all((copy / name).exists() for name in PIPELINE_OUTPUTS):
+        return copy
+    print("no pipeline outputs to copy: running dvc repro in the scratch copy (about a minute)")
+    env = _env(copy)
+    steps = (["git", "init", "-q"], ["git", "add", "-A"],
+             ["git", "-c", "user.name=attack-demo", "-c", "user.email=demo@localhost", "commit",
+              "-q", "--no-verify", "-m", "scratch copy"],
+             [str(Path(sys.executable).parent / "dvc"), "repro", "--quiet"])
+    for step in steps:
+        done = subprocess.run(step, cwd=copy, env=env, capture_output=True, text=True,  # noqa: S603
+                              check=False)  # nosec B603
+        if done.returncode:
+            raise SystemExit(f"attack-demo: '{' '.join(step[:2])}' failed in the scratch copy:\n"
+                             f"{(done.stdout + done.stderr)[-2000:]}")
+    return copy
+
+
+def _env(copy: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    env.update(PROJECT_ROOT=str(copy), MLFLOW_DISABLE_TELEMETRY="true",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    return env
+
+
+class Lab:
+    """The scratch project plus the pieces every attack needs."""
+
+    def __init__(self, copy: Path) -> None:
+        sys.path.insert(0, str(copy / "src"))  # attack the copy's code, not an installed one
+        self.copy = copy
+        package = next(p.parent.name for p in (copy / "src").glob("*/inference.py"))
+        self.package = package
+        self.modules = {name: __import__(f"{package}.{name}", fromlist=["_"])
+                        for name in ("config", "inference", "model_io", "serve")}
+        self.paths = self.modules["config"].Paths(copy)
+        self.params = self.modules["config"].load_params(self.paths)
+        self.token = secrets.token_urlsafe(32)
+        self.audit_log = copy / "audit.log"
+        import pandas as pd
+
+        self.train = pd.read_csv(self.paths.train_csv)
+        self.test = pd.read_csv(self.paths.test_csv)
+        self.label = "target"
+
+    # --- helpers -------------------------------------------------------------------------
+    def rows(self, frame: Any, count: int | None = None) -> list[dict[str, float]]:
+        features = frame.drop(columns=[self.label])
+        return (features if count is None else features.head(count)).to_dict("records")
+
+    def client(self, **serve: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from starlette.testclient import TestClient
+        serve = {"audit_log": str(self.audit_log), **serve}  # keep the demo's output readable
+        params = {**self.params, "serve": {**self.params.get("serve", {}), **serve}}
+        app = self.modules["serve"].create_app(self.paths, params, token=self.token)
+        return TestClient(app)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def run_validate(self) -> tuple[int, str]:
+        done = subprocess.run(  # noqa: S603  # nosec B603
+            [sys.executable, "-m", self.package, "validate"], cwd=self.copy,
+            env=_env(self.copy), capture_output=True, text=True, check=False, timeout=300)
+        lines = [ln.strip() for ln in (done.stdout + done.stderr).splitlines() if ln.strip()]
+        reason = next((ln for ln in lines if "REJECTED" in ln or "mismatch" in ln.lower()),
+                      lines[-1] if lines else "")
+        return done.returncode, reason
+
+    def with_file(self, path: Path, content: bytes, check: Callable[[], tuple[bool, str]]):
+        """Swap a file for the attack, run the check, restore the original."""
+        original = path.read_bytes()
+        try:
+            path.write_bytes(content)
+            return check()
+        finally:
+            path.write_bytes(original)
+
+    # --- attacks -------------------------------------------------------------------------
+    def poisoned_rows(self) -> tuple[bool, str]:
+        poison = self.train.sample(15, random_state=1).copy()
+        features = [c for c in poison.columns if c != self.label]
+        poison[features] = poison[features] * 20
+        poison[self.label] = 1 - poison[self.label]
+        import pandas as pd
+
+        data = pd.concat([self.train, poison], ignore_index=True).to_csv(index=False).encode()
+
+        def check() -> tuple[bool, str]:
+            code, reason = self.run_validate()
+            return code != 0, f"validate exited {code}: {reason}"
+
+        return self.with_file(self.paths.train_csv, data, check)
+
+    def flipped_labels(self) -> tuple[bool, str]:
+        frame = self.train.copy()
+        zeros = frame.index[frame[self.label] == 0][:60]
+        frame.loc[zeros, self.label] = 1
+
+        def check() -> tuple[bool, str]:
+            code, reason = self.run_validate()
+            return code != 0, f"{len(zeros)} labels flipped; validate exited {code}: {reason}"
+
+        return self.with_file(self.paths.train_csv, frame.to_csv(index=False).encode(), check)
+
+    def load(self) -> tuple[bool, str]:
+        try:
+            self.modules["model_io"].load_model(self.paths.model, self.paths.model_manifest)
+        except Exception as error:  # any refusal counts; the message says which check fired
+            return True, f"load refused: {type(error).__name__}: {str(error)[:140]}"
+        return False, "the model loaded"
+
+    def tampered_byte(self) -> tuple[bool, str]:
+        data = bytearray(self.paths.model.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        return self.with_file(self.paths.model, bytes(data), self.load)
+
+    def malicious_pickle(self) -> tuple[bool, str]:
+        marker = self.copy / "PWNED-by-pickle"
+        payload = pickle.dumps(Payload(marker))
+        manifest = json.loads(self.paths.model_manifest.read_text(encoding="utf-8"))
+        forged = {**manifest, "bytes": len(payload)}
+        forged["sha256"] = hashlib.sha256(payload).hexdigest()
+        manifest_bytes = json.dumps(forged, indent=2).encode()  # the attacker fixes the digest
+
+        def check() -> tuple[bool, str]:
+            stopped, evidence = self.with_file(self.paths.model, payload, self.load)
+            if marker.exists():
+                return False, "the pickle payload RAN (marker file written)"
+            return stopped, evidence + "; payload never ran"
+
+        return self.with_file(self.paths.model_manifest, manifest_bytes, check)
+
+    def out_of_range(self) -> tuple[bool, str]:
+        row = self.rows(self.test, 1)[0]
+        name = next(iter(row))
+        with self.client() as client:
+            done = client.post("/predict", json={"rows": [{**row, name: 1e6}]}, headers=self.auth)
+        answer = done.json()
+        return done.status_code == 422, f"HTTP {done.status_code}: {answer.get('message', '')}"
+
+    def malformed(self) -> tuple[bool, str]:
+        row = self.rows(self.test, 1)[0]
+        name = next(iter(row))
+        text = json.dumps({"rows": [{**row, name: "__NAN__"}]}).replace('"__NAN__"', "NaN")
+        codes = []
+        with self.client() as client:
+            for body in (text, text.replace("NaN", "Infinity"),
+                         json.dumps({"rows": [{**row, name: "12"}]})):
+                done = client.post("/predict", content=body,
+                                   headers={**self.auth, "content-type": "application/json"})
+                codes.append(f"{done.json().get('rule')}:{done.status_code}")
+        stopped = all(code.endswith(":422") for code in codes)
+        return stopped, "NaN, Infinity, a string: " + ", ".join(codes)
+
+    def oversized(self) -> tuple[bool, str]:
+        serve = self.params.get("serve", {})
+        limit_rows = int(serve.get("max_batch_rows", 100))
+        limit_bytes = int(serve.get("max_body_bytes", 65536))
+        row = self.rows(self.test, 1)[0]
+        with self.client(rate_limit="1000/minute") as client:
+            batch = client.post("/predict", json={"rows": [row] * (limit_rows + 1)},
+                                headers=self.auth)
+            body = client.post("/predict", content=b" " * (limit_bytes + 1), headers=self.auth)
+        stopped = batch.status_code == 422 and body.status_code == 413
+        return stopped, (f"{limit_rows + 1} rows: HTTP {batch.status_code}; "
+                         f"{limit_bytes + 1} bytes: HTTP {body.status_code}")
+
+    def no_token(self) -> tuple[bool, str]:
+        rows = self.rows(self.test, 2)
+        with self.client() as client:
+            codes = [client.post("/predict", json={"rows": rows}, headers=headers).status_code
+                     for headers in ({}, {"Authorization": "Bearer guessed-token-1234567890"})]
+        return codes == [401, 401], f"no token: HTTP {codes[0]}, guessed token: HTTP {codes[1]}"
+
+    def flood(self) -> tuple[bool, str]:
+        from limits import parse
+
+        limit = parse(str(self.params.get("serve", {}).get("rate_limit", "60/minute")))
+        sent = limit.amount + 20
+        rows = self.rows(self.test, 1)
+        with self.client() as client:
+            codes = [client.post("/predict", json={"rows": rows}, headers=self.auth).status_code
+                     for _ in range(sent)]
+            retry = client.post("/predict", json={"rows": rows}, headers=self.auth)
+        answered, refused = codes.count(200), codes.count(429)
+        stopped = answered <= limit.amount and refused >= 20 and "retry-after" in retry.headers
+        return stopped, (f"{sent} requests: {answered} answered, {refused} refused with 429 "
+                         f"(limit {limit}, Retry-After {retry.headers.get('retry-after')} s)")
+
+    def membership_probe(self) -> tuple[bool, str]:
+        """Loss-threshold membership inference through the API: members (training rows)
+        should not get visibly surer answers than non-members (test rows)."""
+        from sklearn.metrics import roc_auc_score
+
+        limit = float((self.params.get("privacy") or {}).get("max_membership_auc", 0.6))
+        rank = {"low": 1, "medium": 2, "high": 3}
+        scores, truth = [], []
+        per_request = int(self.params.get("serve", {}).get("max_batch_rows", 100))
+        with self.client(rate_limit="1000/minute") as client:
+            for member, frame in ((1, self.train), (0, self.test)):
+                rows, labels = self.rows(frame), frame[self.label].tolist()
+                for start in range(0, len(rows), per_request):
+                    done = client.post("/predict", headers=self.auth,
+                                       json={"rows": rows[start:start + per_request]})
+                    if done.status_code != 200:
+                        return False, f"probe request failed: HTTP {done.status_code}"
+                    for answer, label in zip(done.json()["predictions"],
+                                             labels[start:start + per_request], strict=True):
+                        scores.append(_membership_score(answer, label, rank))
+                        truth.append(member)
+        auc = float(roc_auc_score(truth, scores))
+        mode = self.params.get("serve", {}).get("confidence", "band")
+        return auc <= limit, (f"attack AUC {auc:.3f} from '{mode}' answers "
+                              f"(0.5 = guessing; limit {limit})")
+
+
+def _membership_score(answer: dict[str, Any], label: Any, rank: dict[str, int]) -> float:
+    """The attacker's belief that a row was trained on: surer and right -> more likely."""
+    if "probabilities" in answer:
+        return float(answer["probabilities"].get(str(label), 0.0))
+    confidence = answer.get("confidence")
+    level = rank.get(confidence, confidence if isinstance(confidence, float) else 0.5)
+    return float(level) if answer["label"] == label else -float(level)
+
+
+ATTACKS: list[tuple[str, str, str]] = [
+    # (attack, method, the AI Exchange control that should stop it)
+    ("poisoned rows", "poisoned_rows", "DATA QUALITY CONTROL"),
+    ("flipped-label batch", "flipped_labels", "DATA QUALITY CONTROL"),
+    ("tampered model byte", "tampered_byte", "SUPPLY CHAIN MANAGE"),
+    ("malicious pickle swapped in", "malicious_pickle", "SUPPLY CHAIN MANAGE"),
+    ("out-of-range input", "out_of_range", "EVASION INPUT HANDLING"),
+    ("NaN / infinity / wrong type", "malformed", "ANOMALOUS INPUT HANDLING"),
+    ("oversized input", "oversized", "EVASION INPUT HANDLING"),
+    ("query without a token", "no_token", "MODEL ACCESS CONTROL"),
+    ("request flood", "flood", "RATE LIMIT"),
+    ("membership-inference probe", "membership_probe", "OBSCURE CONFIDENCE"),
+]
+
+
+def controls_by_exchange(copy: Path) -> dict[str, list[str]]:
+    registry = runpy.run_path(str(copy / "scripts" / "controls.py"))["load_registry"](copy)
+    found: dict[str, list[str]] = {}
+    for control in registry:
+        found.setdefault(control["exchange"], []).append(control["id"])
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", action="store_true", help="keep the scratch copy and say where")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="attack-demo-"))
+    try:
+        copy = scratch_copy(ROOT, workdir)
+        registry = controls_by_exchange(copy)
+        lab = Lab(copy)
+        results = []
+        for title, method, exchange in ATTACKS:
+            try:
+                stopped, evidence = getattr(lab, method)()
+            except Exception as error:  # an attack that crashed proves nothing
+                stopped, evidence = False, f"attack crashed: {type(error).__name__}: {error}"
+            controls = registry.get(exchange, [])
+            if not controls:
+                status = "control missing"
+            else:
+                status = f"stopped by {'/'.join(controls)}" if stopped else "FAILED"
+            results.append((title, status, exchange, evidence))
+            print(f"- {title}: {status} ({evidence})", flush=True)
+        audit = lab.audit_log.read_text() if lab.audit_log.exists() else ""
+        sent = [repr(v) for v in lab.rows(lab.test, 1)[0].values()] + ["1000000.0"]
+        leaked = [v for v in sent if v in audit]
+        print(f"- the service wrote {len(audit.splitlines())} audit lines (MONITOR USE); "
+              + (f"LEAKED input values {leaked[:3]}" if leaked else "no input value in them"))
+    finally:
+        if args.keep:
+            print(f"scratch copy kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    width = max(len(r[0]) for r in results)
+    swidth = max(len(r[1]) for r in results)
+    print(f"\n{'attack':<{width}}  {'result':<{swidth}}  AI Exchange control")
+    print(f"{'-' * width}  {'-' * swidth}  -------------------")
+    for title, status, exchange, _ in results:
+        print(f"{title:<{width}}  {status:<{swidth}}  {exchange}")
+    bad = [r for r in results if not r[1].startswith("stopped by")]
+    print(f"\n{len(results) - len(bad)}/{len(results)} attacks stopped "
+          f"in {time.perf_counter() - started:.1f} s (your files were not touched)")
+    for title, status, exchange, _ in bad:
+        print(f"attack-demo: '{title}' was not stopped ({status}); add or fix the "
+              f"{exchange} control", file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
