@@ -62,6 +62,14 @@ def test_cruft_create_gives_the_same_files_as_cookiecutter(tmp_path, clone, env)
     assert run([str(BIN / "cruft"), "check"], project, env=env, check=False).returncode == 0
 
 
+def test_generated_github_ci_runs_cruft_check(bake):
+    project = bake()
+    workflows = "\n".join(p.read_text() for p in (project / ".github" / "workflows").glob("*.yml"))
+    assert "cruft check" in workflows
+    assert "cruft==" in (project / "pyproject.toml").read_text()
+    assert "cruft==" in (project / "requirements" / "lock.txt").read_text()
+
+
 def test_cruft_update_from_an_older_commit_applies_cleanly(tmp_path, clone, env):
     log = run(["git", "log", "--reverse", "--format=%H", "-S", CRUFT_READY, "--",
                "{{cookiecutter.project_slug}}/pyproject.toml"], clone, env=env).stdout.split()

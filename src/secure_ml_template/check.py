@@ -33,7 +33,7 @@ SCANNERS = [
     ("scan-ruff", "Lint (ruff)", r"\bruff\b"),
 ]
 SAFE_FORMATS = r"^\s*(?:import|from)\s+(skops|safetensors)\b"
-UNSAFE_DUMPS = r"\b(pickle|cPickle|joblib|cloudpickle|dill)\.dumps?\(|\btorch\.save\("
+UNSAFE_DUMPS = r"\b(pickle|cPickle|joblib|cloudpickle|dill)\.dump\(|\btorch\.save\("
 VALIDATORS = r"^\s*(?:import|from)\s+(pandera|great_expectations|deepchecks|tensorflow_data_validation|evidently|frictionless|pandas_schema)\b"
 SHA = re.compile(r"@[0-9a-f]{40}$")
 
@@ -86,6 +86,8 @@ class Repo:
                 self._texts[path] = data.decode("utf-8", "replace")
             except OSError:
                 self._texts[path] = ""
+            if path.suffix == ".ipynb":
+                self._texts[path] = notebook_code(self._texts[path])
         return self._texts[path]
 
     def code_files(self, with_tests: bool = True) -> list[Path]:
@@ -113,6 +115,20 @@ class Repo:
             return yaml.safe_load(self.text(path))
         except yaml.YAMLError:
             return None
+
+
+def notebook_code(text: str) -> str:
+    """The code cells of a notebook, as plain lines (the raw JSON quotes every line)."""
+    try:
+        cells = json.loads(text).get("cells", [])
+    except (ValueError, AttributeError):
+        return ""
+    out = []
+    for cell in cells if isinstance(cells, list) else []:
+        if isinstance(cell, dict) and cell.get("cell_type") == "code":
+            source = cell.get("source", "")
+            out.append("".join(source) if isinstance(source, list) else str(source))
+    return "\n".join(out)
 
 
 def is_test_path(rel: str) -> bool:
@@ -199,6 +215,39 @@ def ci_files(repo: Repo) -> list[Path]:
     if gitlab.is_file():
         found.append(gitlab)
     return found
+
+
+def ci_commands(repo: Repo, path: Path) -> str:
+    """The commands a CI file runs: GitHub steps' `run` and `uses` (with their inputs),
+    GitLab `script` / `before_script` / `after_script`. Names and comments do not count."""
+    data = repo.yaml(path)
+    if not isinstance(data, dict):
+        return strip_comments(repo.text(path))
+    out: list[str] = []
+    if path.name == ".gitlab-ci.yml":
+        def walk(node):
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key in ("script", "before_script", "after_script"):
+                        out.extend(value if isinstance(value, list) else [value])
+                    else:
+                        walk(value)
+            elif isinstance(node, list):
+                for item in node:
+                    walk(item)
+        walk(data)
+    else:
+        for job in (data.get("jobs") or {}).values():
+            if not isinstance(job, dict):
+                continue
+            if isinstance(job.get("uses"), str):
+                out.append(job["uses"])
+            for step in job.get("steps") or []:
+                if isinstance(step, dict):
+                    out += [str(step.get(k)) for k in ("run", "uses") if step.get(k)]
+                    if isinstance(step.get("with"), dict):
+                        out += [str(v) for v in step["with"].values()]
+    return "\n".join(str(line) for line in out)
 
 
 def precommit_text(repo: Repo) -> str:
@@ -447,7 +496,9 @@ def audit(root: Path) -> list[Row]:
     repo = Repo(root)
     hooks = precommit_text(repo)
     cis = ci_files(repo)
-    ci = expand(repo, "\n".join(strip_comments(repo.text(p)) for p in cis))
+    ci = expand(repo, "\n".join(ci_commands(repo, p) for p in cis))
+    if re.search(r"\bpre-commit(?:\s+-\S+)*\s+run\b", ci):
+        ci += "\n" + hooks  # CI runs the pre-commit hooks
     ci_names = ", ".join(repo.rel(p) for p in cis)
     rows = [check_dvc(repo), check_tracking(repo), check_tests(repo)]
     rows += [check_scanner(repo, i, t, pat, hooks, ci, ci_names) for i, t, pat in SCANNERS]

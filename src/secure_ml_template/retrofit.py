@@ -11,12 +11,14 @@
 from __future__ import annotations
 
 import keyword
+import os
 import re
 import shutil
 import subprocess  # nosec B404 - runs git with fixed arguments
 import sys
 import tempfile
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,8 +65,14 @@ class Plan:
 # ---------------------------------------------------------------- answers
 
 
+def ascii_fold(text: str) -> str:
+    """'Détection' -> 'Detection': drop accents, then anything that is not ASCII."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).encode("ascii", "ignore").decode()
+
+
 def slugify(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_fold(text).lower()).strip("-")
     slug = re.sub(r"-+", "-", slug)[:64].strip("-")
     if not slug or not slug[0].isalpha():
         slug = ("ml-" + slug).strip("-") if slug else "ml-project"
@@ -72,7 +80,7 @@ def slugify(text: str) -> str:
 
 
 def package_from(text: str) -> str:
-    name = re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_") or "ml_project"
+    name = re.sub(r"[^a-z0-9_]+", "_", ascii_fold(text).lower()).strip("_") or "ml_project"
     if name[0].isdigit():
         name = "pkg_" + name
     if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in sys.stdlib_module_names \
@@ -87,8 +95,10 @@ def infer_answers(root: Path, name: str | None, package: str | None, ci: str | N
         pyproject = root / "pyproject.toml"
         if pyproject.is_file():
             try:
-                project_name = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {}).get("name")
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+                meta = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+                project_name = (meta.get("project", {}).get("name")
+                                or meta.get("tool", {}).get("poetry", {}).get("name"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError):
                 project_name = None
         project_name = project_name or root.resolve().name
     slug = slugify(str(project_name))
@@ -101,7 +111,9 @@ def infer_answers(root: Path, name: str | None, package: str | None, ci: str | N
     package = package_from(package)
     if ci is None:
         ci = "gitlab" if (root / ".gitlab-ci.yml").is_file() and not (root / ".github" / "workflows").is_dir() else "github"
-    display = re.sub(r"[<>\x00-\x1f\x7f]", " ", str(project_name)).strip() or slug
+    # The template refuses '<', '>', control characters and characters outside the BMP.
+    display = re.sub(r"[<>\x00-\x1f\x7f\ud800-\udfff\U00010000-\U0010ffff]", " ", str(project_name))
+    display = re.sub(r"\s+", " ", display).strip() or slug
     return {"project_name": display, "project_slug": slug, "package_name": package, "ci_provider": ci}
 
 
@@ -138,11 +150,11 @@ def make_plan(root: Path, rendered: Path, answers: dict) -> Plan:
         if any(parent.is_file() for parent in list(target.parents)[:-1] if root in parent.parents):
             plan.unchanged.append((rel, "a file stands where its folder would go"))
             continue
-        if not target.exists():
+        if not os.path.lexists(target):
             plan.add.append(rel)
             continue
-        if not target.is_file():
-            plan.unchanged.append((rel, "a folder of that name exists"))
+        if target.is_symlink() or not target.is_file():
+            plan.unchanged.append((rel, "a folder or a link of that name exists"))
             continue
         new, old = source.read_bytes(), target.read_bytes()
         if new == old:
@@ -168,7 +180,7 @@ def make_plan(root: Path, rendered: Path, answers: dict) -> Plan:
                 continue
         proposal = rel + PROPOSAL_SUFFIX
         existing = root / proposal
-        if existing.exists():
+        if os.path.lexists(existing):
             plan.unchanged.append((rel, "proposal already present" if existing.is_file() and existing.read_bytes() == new
                                    else f"{proposal} exists and differs: left as it is"))
             continue
