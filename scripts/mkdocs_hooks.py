@@ -1,0 +1,88 @@
+"""mkdocs hook of the template's own site: renders the guide-to-controls map at build time.
+
+The map is read from the generated repository's registry,
+`{{cookiecutter.project_slug}}/controls.yaml`, rendered with the template's default answers
+(cookiecutter's own context code, so Jinja in the registry works as in a real project).
+It is never written to disk, so it cannot fall out of step with the registry.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import jinja2
+import yaml
+from mkdocs.structure.files import File
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = ROOT / "{{cookiecutter.project_slug}}"
+PAGE = "controls.md"
+
+
+def default_answers() -> dict:
+    from cookiecutter.generate import generate_context
+    from cookiecutter.prompt import prompt_for_config
+
+    context = generate_context(str(ROOT / "cookiecutter.json"))
+    return dict(prompt_for_config(context, no_input=True))
+
+
+def load_registry() -> list[dict]:
+    text = (PROJECT / "controls.yaml").read_text(encoding="utf-8")
+    rendered = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(text).render(
+        cookiecutter=default_answers())
+    return yaml.safe_load(rendered)["controls"]
+
+
+def generator():
+    """The generated repository's docs generator (plain Python), for its risk grouping."""
+    spec = importlib.util.spec_from_file_location("gen_docs", PROJECT / "scripts" / "gen_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def render(controls: list[dict]) -> str:
+    gen = generator()
+    lines = [
+        "# The guide's advice, mapped to controls",
+        "",
+        "Rendered at build time from the generated repository's registry "
+        "(`{{cookiecutter.project_slug}}/controls.yaml`, here with the default answers). In a "
+        "generated repository the same registry drives `make controls`, which runs every proving "
+        "test, and the docs' controls matrix.",
+        "",
+        "## Coverage of the guide's AI-specific risks",
+        "",
+        "| Guide risk | Controls |",
+        "|---|---|",
+    ]
+    for risk, _ in gen.GUIDE_RISKS:
+        ids = [c["id"] for c in controls if gen.guide_risk_of(str(c.get("guide_risk") or "")) == risk]
+        lines.append(f"| {risk} | {', '.join(ids) if ids else 'not covered yet'} |")
+    lines += ["", "## Every control", "",
+              "| Control | What it does | Guide risk | AI Exchange control | Implemented in | Proved by |",
+              "|---|---|---|---|---|---|"]
+    for c in controls:
+        files = "<br>".join(f"`{f}`" for f in c.get("files") or []) or "-"
+        tests = "<br>".join(f"`{t}`" for t in c.get("tests") or []) or "-"
+        lines.append(f"| **{c['id']}** | {gen.cell(c.get('title'))} | {gen.cell(c.get('guide_risk'))} "
+                     f"| {gen.exchange_link(str(c.get('exchange') or ''))} | {files} | {tests} |")
+    lines += ["", f"{len(controls)} controls. Paths are relative to the generated repository; "
+              "`secure_ml_project` is the package name of the default answers.", ""]
+    return "\n".join(lines)
+
+
+def on_files(files, config):
+    files.append(File.generated(config, PAGE, content=render(load_registry())))
+    return files
+
+
+def on_page_markdown(markdown, page, config, files):
+    """Benchmarks page: say so plainly when no results were recorded yet."""
+    results = "benchmarks/RESULTS.md"
+    if page.file.src_uri == "benchmarks.md" and not (ROOT / results).is_file():
+        return markdown.replace(f'--8<-- "{results}"',
+                                "No results recorded yet: run `make bench`.")
+    return markdown
