@@ -14,13 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import TEMPLATE, run
 
 SRC = TEMPLATE / "src"
 GENERATED = TEMPLATE / "{{cookiecutter.project_slug}}"
 sys.path.insert(0, str(SRC))
-from secure_ml_template import merge  # noqa: E402
+from secure_ml_template import merge
 
 MERGED_FILES = {".gitignore", ".pre-commit-config.yaml", "pyproject.toml", ".dvc/.gitignore"}
 
@@ -343,14 +342,18 @@ PRECOMMIT_TEMPLATE = """repos:
 
 @pytest.mark.parametrize("old", [
     "repos:\n- repo: local\n  hooks:\n  - id: ruff\n    name: mine\n    entry: ruff check --fix\n    language: system\n",
-    "repos:\n    - repo: https://example.org/hooks\n      rev: v1\n      hooks:\n          - id: trailing-whitespace\n"
-    "ci:\n  autofix_prs: false\n",
-    "default_stages: [pre-commit]\nrepos:\n  - repo: local\n    hooks:\n      - id: mine\n        name: m\n"
-    "        entry: 'true'\n        language: system\n\n\nminimum_pre_commit_version: '3.0'",
+    (
+        "repos:\n    - repo: https://example.org/hooks\n      rev: v1\n      hooks:\n"
+        "          - id: trailing-whitespace\nci:\n  autofix_prs: false\n"
+    ),
+    (
+        "default_stages: [pre-commit]\nrepos:\n  - repo: local\n    hooks:\n      - id: mine\n        name: m\n"
+        "        entry: 'true'\n        language: system\n\n\nminimum_pre_commit_version: '3.0'"
+    ),
 ])
 def test_precommit_merge_keeps_every_line_and_adds_missing_hooks(old):
     import yaml
-    merged, description = merge.precommit(old, PRECOMMIT_TEMPLATE)
+    merged, _ = merge.precommit(old, PRECOMMIT_TEMPLATE)
     assert in_order(old, merged)
     data = yaml.safe_load(merged)
     ids = [h["id"] for r in data["repos"] for h in r["hooks"]]
@@ -371,7 +374,7 @@ def test_precommit_merge_refuses_what_it_cannot_merge_safely():
 def test_pyproject_merge_skips_tools_already_configured_even_by_dotted_keys():
     template = "[project]\nname='t'\n\n[tool.ruff]\nline-length = 100\n\n[tool.ruff.lint]\nselect = ['S']\n\n[tool.bandit]\nexclude_dirs = ['tests']\n"
     old = "[project]\nname = 'mine'\n[tool.ruff]\nlint.select = ['E']"
-    merged, description = merge.pyproject(old, template)
+    merged, _ = merge.pyproject(old, template)
     assert merged.startswith(old) and "[tool.bandit]" in merged and "[tool.ruff" not in merged[len(old):]
     assert merge.pyproject(merged, template) is None
     with pytest.raises(merge.MergeError):
