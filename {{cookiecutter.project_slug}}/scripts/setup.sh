@@ -49,15 +49,20 @@ fi
 # instead of in every stage; the second one also creates the local MLflow store.
 echo "setup: compiling the pipeline's imports and creating the MLflow store"
 warm() { env -u PYTHONDONTWRITEBYTECODE PYTHONWARNINGS=ignore "$VENV/bin/python" -c "$1"; }
-warm 'import dvc.repo, dvc.cli, dvc.commands.repro, dvc.repo.reproduce, pandera.pandas, sklearn.datasets, sklearn.model_selection, matplotlib.pyplot' &
+warm 'import dvc.repo, dvc.cli, dvc.commands.repro, dvc.repo.reproduce, pandera.pandas, sklearn.datasets, sklearn.model_selection, matplotlib.pyplot, scipy.spatial
+import art.attacks.evasion, art.estimators.classification.scikitlearn' &
 first=$!
-warm 'import os, pathlib, mlflow.sklearn, skops.io, sklearn.linear_model, sklearn.metrics
+warm 'import os, pathlib, mlflow.sklearn, skops.io, sklearn.linear_model, sklearn.metrics, model_signing
 from mlflow.tracking import MlflowClient
 if not os.environ.get("MLFLOW_TRACKING_URI"):
     MlflowClient(tracking_uri="sqlite:///" + str(pathlib.Path("mlflow.db").resolve())).search_experiments()' &
 second=$!
 wait "$first"
 wait "$second"
+
+# The model-signing key pair (ECDSA P-256) lives in keys/, which .gitignore keeps out of git;
+# an existing pair is kept. MODEL_SIGNING_KEY_DIR points elsewhere (see src/*/signing.py).
+"$VENV/bin/python" -m {{ cookiecutter.package_name }} keygen | sed 's/^keygen/setup/'
 
 if [ -d .git ] && [ -f .pre-commit-config.yaml ]; then
   "$VENV/bin/pre-commit" install --install-hooks >/dev/null && echo "setup: pre-commit hooks installed"

@@ -11,6 +11,8 @@ COMMANDS = {
     "validate": ("validate", "check the prepared data against the reference profile"),
     "train": ("train", "fit, save (skops + digest) and track the model"),
     "evaluate": ("evaluate", "score the verified model; write metrics and plots"),
+    "robustness": ("robustness", "attack the model (evasion, membership inference); check limits"),
+    "keygen": ("signing", "create the model-signing key pair in keys/ once (make setup runs it)"),
 }
 
 

@@ -1,11 +1,21 @@
-"""The `prepare` stage: load a data set that ships with scikit-learn and split it.
+"""The `prepare` stage: load the raw data, keep only what the model needs, and split it.
 
-No download: scikit-learn's bundled data sets are read from its own package files.
+Raw data: a data set that ships with scikit-learn (no download), or your own CSV named by
+`data.raw_csv` in params.yaml (add that file to the stage's deps in dvc.yaml too).
+
+Data minimisation: the model's features are the ones in the reviewed reference profile
+(reference/data_profile.json); every other raw column is dropped here, and the log names
+them. Before anything is written, privacy.scan looks for personal data in every raw column;
+the stage fails when a column that would reach the features holds any. reports/pii.json gets
+column names and row counts, never values.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from sklearn import datasets
@@ -14,11 +24,16 @@ from sklearn.model_selection import train_test_split
 from .config import Paths, get_logger, load_params
 
 LABEL = "target"
+PROFILE = Path("reference") / "data_profile.json"
 LOADERS = {
     "breast_cancer": datasets.load_breast_cancer,
     "wine": datasets.load_wine,
     "iris": datasets.load_iris,
 }
+
+
+class DataError(ValueError):
+    """The raw data cannot be turned into the model's features."""
 
 
 def snake_case(name: str) -> str:
@@ -34,6 +49,43 @@ def load_dataset(name: str) -> pd.DataFrame:
     return frame.astype({column: "float64" for column in frame.columns if column != LABEL})
 
 
+def load_raw(paths: Paths, params: dict[str, Any]) -> tuple[pd.DataFrame, str]:
+    """The raw frame and a name for it: data.raw_csv when set, else the bundled data set."""
+    raw_csv = params.get("raw_csv") or ""
+    if not raw_csv:
+        return load_dataset(params["dataset"]), params["dataset"]
+    path = paths.root / raw_csv
+    if not path.is_file():
+        raise DataError(f"data.raw_csv is {raw_csv!r} but {path} does not exist: fix params.yaml")
+    return pd.read_csv(path), raw_csv
+
+
+def load_profile(paths: Paths) -> dict[str, Any]:
+    return json.loads((paths.root / PROFILE).read_text(encoding="utf-8"))
+
+
+def feature_allow_list(paths: Paths) -> list[str]:
+    """The columns the model needs: the features of the reviewed reference profile."""
+    return list(load_profile(paths)["features"])
+
+
+def minimise(frame: pd.DataFrame, features: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Keep the allowed features (as floats) and the label; also return the dropped names."""
+    missing = [name for name in [*features, LABEL] if name not in frame.columns]
+    if missing:
+        raise DataError(
+            f"raw data lacks column(s) {', '.join(missing)} that {PROFILE} lists: rebuild the "
+            f"profile for this data set ('python -m {__package__} profile') and review it"
+        )
+    dropped = [str(name) for name in frame.columns if name not in features and name != LABEL]
+    kept = frame[[*features, LABEL]]
+    try:
+        kept = kept.astype({name: "float64" for name in features})
+    except (TypeError, ValueError) as error:
+        raise DataError(f"a feature column is not numeric ({error}): fix the raw data") from error
+    return kept, dropped
+
+
 def split(frame: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A stratified train/test split, reproducible from the seed."""
     train, test = train_test_split(
@@ -43,11 +95,44 @@ def split(frame: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFram
 
 
 def main() -> int:
+    from . import privacy
+
     log = get_logger("prepare")
     paths = Paths()
     params = load_params(paths)["data"]
-    frame = load_dataset(params["dataset"])
-    log.info("loaded %s: %d rows, %d features", params["dataset"], len(frame), frame.shape[1] - 1)
+    try:
+        raw, name = load_raw(paths, params)
+        features = feature_allow_list(paths)
+    except (DataError, OSError, ValueError) as error:
+        log.error("%s", error)
+        return 1
+    log.info("loaded %s: %d rows, %d columns", name, len(raw), raw.shape[1])
+
+    report = privacy.scan(raw, [*features, LABEL])
+    report["dropped_columns"] = [str(c) for c in raw.columns if c not in features and c != LABEL]
+    paths.reports.mkdir(parents=True, exist_ok=True)
+    pii_report = paths.reports / "pii.json"
+    pii_report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    for column, found in report["columns"].items():
+        kinds = ", ".join(f"{kind}: {rows} rows" for kind, rows in found["kinds"].items())
+        fate = "in the features: BLOCKED" if found["in_features"] else "dropped"
+        log.warning("personal data in column %r (%s): %s", column, kinds, fate)
+    if not report["passed"]:
+        log.error("personal data would reach the features (%s); nothing written. Remove it from "
+                  "the raw data or from %s; counts in %s", ", ".join(report["blocking_columns"]),
+                  PROFILE, pii_report.relative_to(paths.root))
+        return 1
+
+    try:
+        frame, dropped = minimise(raw, features)
+    except DataError as error:
+        log.error("%s", error)
+        return 1
+    if dropped:
+        log.info("data minimisation: dropped %d column(s) the model does not need: %s",
+                 len(dropped), ", ".join(dropped))
+    else:
+        log.info("data minimisation: every raw column is a model feature; nothing dropped")
     train, test = split(frame, params["test_size"], params["seed"])
     paths.prepared.mkdir(parents=True, exist_ok=True)
     train.to_csv(paths.train_csv, index=False)

@@ -1,8 +1,11 @@
-"""Save and load models without pickle, and refuse any file whose digest changed.
+"""Save and load models without pickle; refuse any file whose signature or digest is wrong.
 
 Models are written with skops, whose loader builds objects only from an allow-list of
-types; a manifest beside the model records its SHA-256. `load_model` checks the digest
-before it parses a byte, so a tampered or swapped file is refused with a clear error.
+types. Beside the model: a manifest with its SHA-256 (model.json) and a model-signing
+signature (model.sig, see signing.py). `load_model` checks the signature, then the digest,
+then the types, before it builds a single object; any mismatch is refused with a clear error.
+Without a configured public key the signature cannot be checked: the load then relies on the
+digest manifest alone and logs a warning saying so.
 """
 
 from __future__ import annotations
@@ -10,18 +13,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import skops.io as sio
+
+from . import signing
 
 # Types beyond skops' defaults that this project's models may contain. Keep it short:
 # every entry is a type you trust to be rebuilt from a file.
 TRUSTED_TYPES: list[str] = []
 
 
+log = logging.getLogger(__name__)
+
+
 class ModelIntegrityError(RuntimeError):
-    """The model file does not match its manifest, or holds types we do not trust."""
+    """The model file does not match its signature or manifest, or holds untrusted types."""
 
 
 def sha256_file(path: Path) -> str:
@@ -33,14 +42,23 @@ def sha256_file(path: Path) -> str:
 
 
 def save_model(model: Any, path: Path, manifest: Path, **extra: Any) -> dict[str, Any]:
-    """Write the model with skops and its manifest (name, size, SHA-256, extra facts)."""
+    """Write the model with skops, sign it, and write its manifest (size, SHA-256, facts).
+
+    Without a private key the signature file says 'unsigned' and the manifest records it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     sio.dump(model, path)
+    keys = signing.find_keys()
+    signature = signing.sign(path, keys)
+    if keys.private is None:
+        log.warning("no signing key (%s): %s is protected by its SHA-256 manifest only; "
+                    "run 'make setup' to create a key pair", keys.describe(), path.name)
     record = {
         "file": path.name,
         "format": "skops",
         "bytes": path.stat().st_size,
         "sha256": sha256_file(path),
+        "signature": signature.name if keys.private else "none (unsigned: no private key)",
         **extra,
     }
     manifest.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -62,10 +80,28 @@ def verify_model(path: Path, manifest: Path) -> dict[str, Any]:
     return record
 
 
+def verify_signature(path: Path) -> bool:
+    """Check the model's signature when a public key is configured; False when none is."""
+    keys = signing.find_keys()
+    if keys.public is None:
+        log.warning("no public key (%s): the signature of %s is not checked; relying on the "
+                    "SHA-256 manifest only (run 'make setup' to create a key pair)",
+                    keys.describe(), Path(path).name)
+        return False
+    try:
+        signing.verify(Path(path), keys)
+    except signing.SignatureError as error:
+        raise ModelIntegrityError(str(error)) from error
+    return True
+
+
 def load_model(path: Path, manifest: Path) -> Any:
-    """Verify, then load with skops trusting only its defaults plus TRUSTED_TYPES."""
+    """Verify signature and digest, then load with skops trusting only its defaults plus
+    TRUSTED_TYPES."""
+    verify_signature(path)
     verify_model(path, manifest)
     untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
     if untrusted:
-        raise ModelIntegrityError(f"{path} holds types that are not trusted: {', '.join(untrusted)}")
+        raise ModelIntegrityError(
+            f"{path} holds types that are not trusted: {', '.join(untrusted)}")
     return sio.load(path, trusted=TRUSTED_TYPES)

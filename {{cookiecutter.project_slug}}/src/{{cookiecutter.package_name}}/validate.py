@@ -1,24 +1,50 @@
-"""The `validate` stage: check the prepared data against a reviewed reference profile.
+"""The `validate` stage: check the prepared data before anything trains on it.
 
-The profile (reference/data_profile.json, committed to git) records each feature's
-range and the label distribution of a trusted copy of the data. The schema allows each
-range plus a margin set in params.yaml; anything else is rejected before training.
+Checks, each with its threshold in params.yaml (`validate:`):
+- integrity: each prepared file's md5 equals the one DVC recorded for it in dvc.lock when
+  `prepare` wrote it, so a file changed afterwards is refused;
+- schema (pandera): only the reference's columns, finite numbers within each reference range
+  plus a margin, known labels (reference/data_profile.json, committed to git and reviewed);
+- label distribution: no label's share moves further than `max_label_shift`;
+- duplicates: exact duplicate rows above `max_duplicate_share` (a weight-boosting attack), rows
+  identical after rounding but with different labels, and near-duplicates (closer than
+  `near_duplicate_distance` in reference-range units) with different labels (flipped copies);
+- label noise: the share of rows whose label 80% of their nearest neighbours contradict must
+  stay under `max_label_noise_share` (labels flipped in place; clean data: 0.02-0.035, 10%
+  of the labels flipped: about 0.095; a 5% flip stays below the default limit).
+
+Every rejected row is written to reports/validation.json as {row, column, rule, value}; the
+stage exits 1 and DVC stops before `train`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import yaml
 from pandera.errors import SchemaErrors
 
 from .config import Paths, get_logger, load_params
-from .data import LABEL, load_dataset
+from .data import LABEL, PROFILE, load_dataset, load_profile
 
-PROFILE = Path("reference") / "data_profile.json"
+__all__ = ["PROFILE", "build_profile", "build_schema", "load_profile", "validate_frame"]
+
+MAX_LISTED_ROWS = 1000  # the report lists at most this many rejections per file (and counts all)
+DEFAULTS = {
+    "max_duplicate_share": 0.01,
+    "duplicate_decimals": 4,
+    "near_duplicate_distance": 0.02,
+    "neighbours": 5,
+    "max_label_noise_share": 0.07,
+    "require_locked_data": True,
+}
 
 
 def build_profile(frame: pd.DataFrame) -> dict[str, Any]:
@@ -59,35 +85,179 @@ def label_shift(frame: pd.DataFrame, profile: dict[str, Any]) -> float:
     )
 
 
+def _rejection(row: Any, column: Any, rule: str, value: Any = None) -> dict[str, Any]:
+    missing = row is None or (not isinstance(row, str) and pd.isna(row))
+    return {"row": None if missing else int(row), "column": None if column is None else str(column),
+            "rule": rule, "value": None if value is None or pd.isna(value) else str(value)}
+
+
+def schema_rejections(frame: pd.DataFrame, profile: dict[str, Any], margin: float) -> list[dict]:
+    try:
+        build_schema(profile, margin).validate(frame, lazy=True)
+    except SchemaErrors as errors:
+        return [_rejection(case.index, case.column, f"schema: {case.check}", case.failure_case)
+                for case in errors.failure_cases.itertuples(index=False)]
+    return []
+
+
+def scaled_features(frame: pd.DataFrame, profile: dict[str, Any]) -> pd.DataFrame | None:
+    """Features divided by their reference range (finite rows only); None if columns are off."""
+    names = list(profile["features"])
+    if LABEL not in frame.columns or not set(names) <= set(frame.columns):
+        return None
+    values = frame[names].apply(pd.to_numeric, errors="coerce")
+    low = np.array([profile["features"][n]["min"] for n in names])
+    span = np.array([profile["features"][n]["max"] - profile["features"][n]["min"] for n in names])
+    scaled = (values - low) / np.where(span > 0, span, 1.0)
+    labels = pd.to_numeric(frame[LABEL], errors="coerce")
+    keep = np.isfinite(scaled.to_numpy()).all(axis=1) & labels.notna().to_numpy()
+    return scaled[keep].assign(**{LABEL: labels[keep]})
+
+
+def duplicate_rejections(
+    frame: pd.DataFrame, scaled: pd.DataFrame, params: dict[str, Any]
+) -> tuple[list[dict], list[str], dict[str, Any]]:
+    """Exact duplicates, conflicting duplicates after rounding, conflicting near-duplicates."""
+    rejected, problems, stats = [], [], {}
+    features = [c for c in scaled.columns if c != LABEL]
+    duplicated = frame.duplicated(keep="first")
+    share = float(duplicated.mean()) if len(frame) else 0.0
+    stats["duplicate_share"] = round(share, 6)
+    if share > params["max_duplicate_share"]:
+        problems.append(f"{int(duplicated.sum())} exact duplicate row(s), share {share:.3f} "
+                        f"(limit {params['max_duplicate_share']})")
+        rejected += [_rejection(i, None, "duplicate of an earlier row")
+                     for i in frame.index[duplicated]]
+
+    numeric = frame.loc[scaled.index, features].apply(pd.to_numeric, errors="coerce")
+    rounded = numeric.round(params["duplicate_decimals"])
+    groups = rounded.assign(**{LABEL: scaled[LABEL]}).groupby(features, sort=False)[LABEL]
+    conflicting = groups.transform("nunique") > 1
+    stats["conflicting_duplicates"] = int(conflicting.sum())
+    if conflicting.any():
+        problems.append(f"{int(conflicting.sum())} row(s) share their features (rounded to "
+                        f"{params['duplicate_decimals']} decimals) with a row of another label")
+        rule = "conflicting duplicate: same features as another row, different label"
+        rejected += [_rejection(i, LABEL, rule, scaled.at[i, LABEL])
+                     for i in conflicting.index[conflicting]]
+
+    from scipy.spatial import cKDTree
+
+    points = scaled[features].to_numpy()
+    labels = scaled[LABEL].to_numpy()
+    near: set[int] = set()
+    if len(points) > 1:
+        tree = cKDTree(points)
+        pairs = tree.query_pairs(r=params["near_duplicate_distance"], output_type="ndarray")
+        pairs = pairs[labels[pairs[:, 0]] != labels[pairs[:, 1]]]
+        near = {int(scaled.index[i]) for i in pairs.ravel()} - set(conflicting.index[conflicting])
+    stats["conflicting_near_duplicates"] = len(near)
+    if near:
+        problems.append(f"{len(near)} row(s) lie within {params['near_duplicate_distance']} of a "
+                        "row with another label (near-duplicates with flipped labels)")
+        rule = (f"conflicting near-duplicate: within {params['near_duplicate_distance']} of a row "
+                "with another label")
+        rejected += [_rejection(i, LABEL, rule, scaled.at[i, LABEL]) for i in sorted(near)]
+    return rejected, problems, stats
+
+
+def label_noise(
+    scaled: pd.DataFrame, params: dict[str, Any]
+) -> tuple[list[dict], list[str], float]:
+    """Rows whose label 80% of their k nearest neighbours contradict; fail above the limit."""
+    from scipy.spatial import cKDTree
+
+    k = int(params["neighbours"])
+    needed = math.ceil(0.8 * k)
+    if len(scaled) <= k:
+        return [], [], 0.0
+    points = scaled.drop(columns=[LABEL]).to_numpy()
+    labels = scaled[LABEL].to_numpy()
+    _, neighbours = cKDTree(points).query(points, k=k + 1)
+    lonely = (labels[neighbours[:, 1:]] != labels[:, None]).sum(axis=1) >= needed
+    share = float(lonely.mean())
+    if share <= params["max_label_noise_share"]:
+        return [], [], share
+    rule = f"label disagrees with {needed} or more of its {k} nearest neighbours"
+    rows = [_rejection(i, LABEL, rule, scaled.at[i, LABEL]) for i in scaled.index[lonely]]
+    limit = params["max_label_noise_share"]
+    return rows, [f"{int(lonely.sum())} row(s) ({share:.3f}) carry a label that {needed} of their "
+                  f"{k} nearest neighbours contradict (limit {limit}): flipped labels?"], share
+
+
 def validate_frame(
     frame: pd.DataFrame, profile: dict[str, Any], params: dict[str, Any]
 ) -> dict[str, Any]:
     """Check one frame; return a report whose `passed` says whether it may be used."""
-    report: dict[str, Any] = {"rows": len(frame), "rejected_rows": [], "problems": []}
-    try:
-        build_schema(profile, params["range_margin"]).validate(frame, lazy=True)
-    except SchemaErrors as errors:
-        cases = errors.failure_cases
-        for case in cases.itertuples(index=False):
-            row = None if pd.isna(case.index) else int(case.index)
-            report["rejected_rows"].append(
-                {"row": row, "column": case.column, "check": str(case.check),
-                 "value": None if pd.isna(case.failure_case) else str(case.failure_case)}
-            )
-        report["problems"].append(f"{len(cases)} schema violation(s)")
+    params = {**DEFAULTS, **params}
+    report: dict[str, Any] = {"rows": len(frame), "problems": []}
+    rejected = schema_rejections(frame, profile, params["range_margin"])
+    if rejected:
+        report["problems"].append(f"{len(rejected)} schema violation(s)")
     if LABEL in frame.columns and len(frame):
-        shift = label_shift(frame, profile)
-        report["label_shift"] = round(shift, 6)
-        if shift > params["max_label_shift"]:
-            report["problems"].append(
-                f"label distribution moved by {shift:.3f} (limit {params['max_label_shift']})"
-            )
+        try:
+            shift = label_shift(frame, profile)
+        except (TypeError, ValueError):
+            shift = None
+        if shift is not None:
+            report["label_shift"] = round(shift, 6)
+            if shift > params["max_label_shift"]:
+                report["problems"].append(
+                    f"label distribution moved by {shift:.3f} (limit {params['max_label_shift']})"
+                )
+    scaled = scaled_features(frame, profile)
+    if scaled is not None and len(scaled):
+        rows, problems, stats = duplicate_rejections(frame, scaled, params)
+        noisy, noise_problems, share = label_noise(scaled, params)
+        rejected += rows + noisy
+        report["problems"] += problems + noise_problems
+        report.update(stats, label_noise_share=round(share, 6))
+    report["rejected_count"] = len(rejected)
+    report["rejected_rows"] = rejected[:MAX_LISTED_ROWS]
     report["passed"] = not report["problems"]
     return report
 
 
-def load_profile(paths: Paths) -> dict[str, Any]:
-    return json.loads((paths.root / PROFILE).read_text(encoding="utf-8"))
+def md5_file(path: Path) -> str:
+    """The md5 DVC 3 records for a file output."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def locked_md5(lock: Path, relpath: str) -> str | None:
+    """The md5 DVC recorded for an output in dvc.lock, or None."""
+    if not lock.is_file():
+        return None
+    stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages") or {}
+    for stage in stages.values():
+        for out in stage.get("outs") or []:
+            if out.get("path") == relpath:
+                return str(out.get("md5"))
+    return None
+
+
+def check_locked_data(paths: Paths, params: dict[str, Any]) -> dict[str, Any]:
+    """Compare each prepared file with the md5 `prepare` recorded in dvc.lock."""
+    params = {**DEFAULTS, **params}
+    result: dict[str, Any] = {"files": {}, "problems": []}
+    for path in (paths.train_csv, paths.test_csv):
+        relpath = path.relative_to(paths.root).as_posix()
+        recorded, actual = locked_md5(paths.dvc_lock, relpath), md5_file(path)
+        result["files"][relpath] = {"md5": actual, "dvc_lock_md5": recorded}
+        if recorded is None:
+            if params["require_locked_data"]:
+                result["problems"].append(
+                    f"dvc.lock has no md5 for {relpath}: run the pipeline with 'make pipeline' "
+                    "(dvc repro), or set validate.require_locked_data: false to check by hand")
+        elif recorded != actual:
+            result["problems"].append(
+                f"{relpath} changed after 'prepare' wrote it (md5 {actual[:12]}..., dvc.lock "
+                f"says {recorded[:12]}...): refusing it; re-run 'make pipeline' to rebuild it")
+    result["passed"] = not result["problems"]
+    return result
 
 
 def write_profile(paths: Paths | None = None) -> Path:
@@ -106,15 +276,25 @@ def main() -> int:
     paths = Paths()
     params = load_params(paths)["validate"]
     profile = load_profile(paths)
+    lock = check_locked_data(paths, params)
+    for problem in lock["problems"]:
+        log.error("%s", problem)
     results = {}
     for name, path in (("train", paths.train_csv), ("test", paths.test_csv)):
         results[name] = validate_frame(pd.read_csv(path), profile, params)
-        state = "ok" if results[name]["passed"] else "REJECTED: " + "; ".join(results[name]["problems"])
+        problems = results[name]["problems"]
+        state = "ok" if results[name]["passed"] else "REJECTED: " + "; ".join(problems)
         log.info("%s: %d rows, %s", name, results[name]["rows"], state)
     paths.reports.mkdir(parents=True, exist_ok=True)
-    summary = {"passed": all(r["passed"] for r in results.values()), **results}
+    summary = {
+        "passed": lock["passed"] and all(r["passed"] for r in results.values()),
+        "row_numbering": "row is the 0-based data row of the CSV file (file line = row + 2)",
+        "data_lock": lock,
+        **results,
+    }
     paths.validation_report.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     if not summary["passed"]:
-        log.error("data rejected; details in %s", paths.validation_report.relative_to(paths.root))
+        log.error("data rejected before training; rejected rows (row, column, rule) in %s",
+                  paths.validation_report.relative_to(paths.root))
         return 1
     return 0

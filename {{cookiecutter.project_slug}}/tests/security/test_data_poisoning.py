@@ -1,0 +1,153 @@
+"""Attacks on the training data: poisoned rows, flipped labels, a file changed after `prepare`.
+
+Each attack is run against the real `validate` checks; the stage must fail (so DVC never
+starts `train`) and name the rejected rows (row, column, rule) in reports/validation.json.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from {{ cookiecutter.package_name }} import validate
+from {{ cookiecutter.package_name }}.config import Paths
+from {{ cookiecutter.package_name }}.data import LABEL
+from {{ cookiecutter.package_name }}.validate import (
+    check_locked_data,
+    load_profile,
+    md5_file,
+    validate_frame,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def profile(paths):
+    return load_profile(paths)
+
+
+def check(frame, profile, params):
+    return validate_frame(frame, profile, params["validate"])
+
+
+def rejected(report, rule):
+    return {r["row"] for r in report["rejected_rows"] if r["rule"].startswith(rule)}
+
+
+def test_clean_training_data_passes_every_check(frames, profile, params):
+    report = check(frames[0], profile, params)
+    assert report["passed"], report["problems"]
+    assert report["rejected_rows"] == []
+    assert report["conflicting_duplicates"] == 0 and report["conflicting_near_duplicates"] == 0
+
+
+def test_poisoned_out_of_range_rows_are_rejected_by_row_column_and_rule(frames, profile, params):
+    train = frames[0]
+    poison = train.head(5).copy()
+    poison[train.columns[:3]] *= 50
+    report = check(pd.concat([train, poison], ignore_index=True), profile, params)
+    assert not report["passed"]
+    rows = rejected(report, "schema")
+    assert set(range(len(train), len(train) + 5)) <= rows
+    entry = next(r for r in report["rejected_rows"] if r["row"] == len(train))
+    assert entry["column"] in set(train.columns[:3]) and "in_range" in entry["rule"]
+
+
+def test_copies_with_flipped_labels_are_rejected_as_conflicting_duplicates(frames, profile, params):
+    train = frames[0]
+    copies = train.sample(20, random_state=1)
+    flipped = copies.assign(**{LABEL: 1 - copies[LABEL]})
+    report = check(pd.concat([train, flipped], ignore_index=True), profile, params)
+    assert not report["passed"]
+    rows = rejected(report, "conflicting duplicate")
+    assert set(range(len(train), len(train) + 20)) <= rows
+    assert set(copies.index) <= rows, "the originals they contradict are named too"
+
+
+def test_near_copies_with_flipped_labels_are_rejected(frames, profile, params):
+    train = frames[0]
+    copies = train.sample(20, random_state=2)
+    noise = np.random.default_rng(0).normal(1.0, 0.002, size=(20, train.shape[1] - 1))
+    near = copies.drop(columns=[LABEL]) * noise
+    near[LABEL] = 1 - copies[LABEL].to_numpy()
+    report = check(pd.concat([train, near], ignore_index=True), profile, params)
+    assert not report["passed"]
+    assert set(range(len(train), len(train) + 20)) <= rejected(report, "conflicting near-duplicate")
+
+
+def test_labels_flipped_in_place_are_rejected_as_label_noise(frames, profile, params):
+    train = frames[0].copy()
+    victims = train.sample(frac=0.1, random_state=3).index
+    train.loc[victims, LABEL] = 1 - train.loc[victims, LABEL]
+    report = check(train, profile, params)
+    assert report["label_shift"] < params["validate"]["max_label_shift"], "shift alone misses it"
+    assert not report["passed"]
+    assert report["label_noise_share"] > params["validate"]["max_label_noise_share"]
+    caught = rejected(report, "label disagrees")
+    assert len(caught & set(victims)) >= len(victims) // 2
+
+
+def test_a_flood_of_duplicated_rows_is_rejected(frames, profile, params):
+    train = frames[0]
+    flood = pd.concat([train, pd.concat([train.head(1)] * 30)], ignore_index=True)
+    report = check(flood, profile, params)
+    assert not report["passed"]
+    assert len(rejected(report, "duplicate of an earlier row")) == 30
+
+
+def make_root(target: Path, train: pd.DataFrame, test: pd.DataFrame, params: dict) -> Paths:
+    """A scratch project: params, reference, prepared data and a dvc.lock recording its md5."""
+    (target / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    shutil.copytree(ROOT / "reference", target / "reference")
+    paths = Paths(target)
+    paths.prepared.mkdir(parents=True)
+    train.to_csv(paths.train_csv, index=False)
+    test.to_csv(paths.test_csv, index=False)
+    outs = [{"path": p.relative_to(target).as_posix(), "hash": "md5", "md5": md5_file(p)}
+            for p in (paths.test_csv, paths.train_csv)]
+    lock = {"schema": "2.0", "stages": {"prepare": {"cmd": "prepare", "outs": outs}}}
+    paths.dvc_lock.write_text(yaml.safe_dump(lock), encoding="utf-8")
+    return paths
+
+
+def test_a_prepared_file_changed_after_prepare_is_refused(tmp_path, frames, params):
+    paths = make_root(tmp_path, *frames, params)
+    assert check_locked_data(paths, params["validate"])["passed"]
+    data = bytearray(paths.train_csv.read_bytes())
+    data[-3] = ord("0") if data[-3] != ord("0") else ord("1")
+    paths.train_csv.write_bytes(bytes(data))
+    result = check_locked_data(paths, params["validate"])
+    assert not result["passed"]
+    assert "changed after 'prepare'" in result["problems"][0]
+    paths.dvc_lock.unlink()
+    result = check_locked_data(paths, params["validate"])
+    assert not result["passed"] and "dvc.lock has no md5" in result["problems"][0]
+
+
+def test_the_validate_stage_fails_before_train_and_writes_the_rejected_rows(
+    tmp_path, frames, params, monkeypatch
+):
+    train, test = frames
+    flipped = train.head(10).assign(**{LABEL: 1 - train.head(10)[LABEL]})
+    paths = make_root(tmp_path, pd.concat([train, flipped], ignore_index=True), test, params)
+    monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
+    assert validate.main() == 1
+    report = json.loads(paths.validation_report.read_text())
+    assert report["passed"] is False and report["data_lock"]["passed"] is True
+    assert report["test"]["passed"] is True and report["train"]["passed"] is False
+    entries = report["train"]["rejected_rows"]
+    assert entries and all({"row", "column", "rule"} <= set(e) for e in entries)
+    assert {e["row"] for e in entries} >= set(range(len(train), len(train) + 10))
+
+
+def test_train_runs_only_after_validate_passed():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert "reports/validation.json" in stages["validate"]["outs"]
+    assert "reports/validation.json" in stages["train"]["deps"]

@@ -1,0 +1,84 @@
+"""Evasion and membership-inference attacks on the trained model, and the gate that stops them.
+
+The default thresholds must pass with margin on the default model; set tight, or faced with a
+model that memorised its training rows, the `robustness` stage must fail.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from sklearn.ensemble import ExtraTreesClassifier
+
+from {{ cookiecutter.package_name }} import robustness
+from {{ cookiecutter.package_name }}.config import Paths
+from {{ cookiecutter.package_name }}.data import LABEL
+from {{ cookiecutter.package_name }}.model_io import save_model
+from {{ cookiecutter.package_name }}.train import fit
+
+
+@pytest.fixture(scope="module")
+def model(frames, params):
+    return fit(frames[0], params["train"])
+
+
+def test_default_model_passes_the_default_thresholds_with_margin(model, frames, params):
+    train, test = frames
+    evasion = robustness.evasion(model, test, params["robustness"])
+    assert evasion["passed"]
+    minimum = params["robustness"]["min_adversarial_accuracy"]
+    assert evasion["adversarial_accuracy"] >= minimum + 0.05
+    assert evasion["adversarial_accuracy"] < evasion["clean_accuracy"], "the attack must bite"
+    privacy = robustness.membership_inference(model, train, test, params["privacy"])
+    assert privacy["passed"]
+    assert privacy["membership_auc"] <= params["privacy"]["max_membership_auc"] - 0.03
+
+
+def test_a_stronger_attack_or_tight_threshold_fails(model, frames, params):
+    test = frames[1]
+    tight = {**params["robustness"], "min_adversarial_accuracy": 0.97}
+    assert not robustness.evasion(model, test, tight)["passed"]
+    strong = {**params["robustness"], "attack": "pgd", "eps": 0.5}
+    assert not robustness.evasion(model, test, strong)["passed"]
+
+
+def test_a_model_that_memorised_its_training_rows_is_caught(frames, params):
+    train, test = frames
+    overfit = ExtraTreesClassifier(n_estimators=50, random_state=0)  # fully grown trees
+    overfit.fit(train.drop(columns=[LABEL]), train[LABEL])
+    privacy = robustness.membership_inference(overfit, train, test, params["privacy"])
+    assert not privacy["passed"], privacy
+    assert privacy["membership_auc"] > params["privacy"]["max_membership_auc"] + 0.1
+
+
+def test_the_stage_fails_on_tight_thresholds_and_logs_to_the_mlflow_run(
+    tmp_path, model, frames, params, monkeypatch
+):
+    from mlflow.tracking import MlflowClient
+
+    tight = {**params, "robustness": {**params["robustness"], "min_adversarial_accuracy": 0.99},
+             "privacy": {"max_membership_auc": 0.5},
+             "mlflow": {**params["mlflow"], "tracking_uri": (tmp_path / "mlruns").as_uri()}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tight), encoding="utf-8")
+    paths = Paths(tmp_path)
+    paths.prepared.mkdir(parents=True)
+    frames[0].to_csv(paths.train_csv, index=False)
+    frames[1].to_csv(paths.test_csv, index=False)
+    save_model(model, paths.model, paths.model_manifest)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    client = MlflowClient(tracking_uri=tight["mlflow"]["tracking_uri"])
+    run_id = client.create_run(client.create_experiment("robustness-test")).info.run_id
+    paths.reports.mkdir()
+    (paths.reports / "mlflow_run.json").write_text(json.dumps({"run_id": run_id}))
+    monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
+
+    assert robustness.main() == 1
+    evasion = json.loads((paths.reports / "robustness.json").read_text())
+    privacy = json.loads((paths.reports / "privacy.json").read_text())
+    assert evasion["passed"] is False and privacy["passed"] is False
+    logged = client.get_run(run_id).data.metrics
+    assert logged["adversarial_accuracy"] == evasion["adversarial_accuracy"]
+    assert logged["membership_auc"] == privacy["membership_auc"]
