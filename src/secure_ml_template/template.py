@@ -52,6 +52,9 @@ def render(answers: dict, output_dir: Path) -> Path:
     from cookiecutter.main import cookiecutter
 
     captured = _Captured()
+    # The post-generation hook commits in the throw-away render: never ask for a signing key.
+    saved = {k: os.environ.get(k) for k in ("GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_CONFIG_VALUE_0")}
+    os.environ.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="commit.gpgsign", GIT_CONFIG_VALUE_0="false")
     try:
         with captured:
             project = cookiecutter(
@@ -64,4 +67,10 @@ def render(answers: dict, output_dir: Path) -> Path:
             (errors[-1] if errors else f"the template could not be rendered: {exc}")
             + " (override the inferred answer with a flag, e.g. --name/--package)"
         ) from None
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return Path(project)
