@@ -1,4 +1,4 @@
-"""`make attack-demo`: attack a scratch copy of this project and show which control stops each attack.
+"""`make attack-demo`: attack a scratch copy of this project; show which control stops each attack.
 
 Nothing here touches your files: the project is copied into a temporary folder (without .git,
 .venv, caches and the private signing key), the pipeline's outputs are copied with it (or
@@ -82,6 +82,7 @@ def scratch_copy(root: Path, target: Path) -> Path:
 def _env(copy: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
     env.update(PROJECT_ROOT=str(copy), MLFLOW_DISABLE_TELEMETRY="true",
+               PYTHONPATH=str(copy / "src"),  # the copy's code, not the venv's editable install
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
     return env
 

@@ -195,14 +195,26 @@ def missing_evidence(control: dict[str, Any], root: Path = ROOT) -> list[str]:
     return missing
 
 
-class _Outcomes:
-    """pytest plugin: the outcome of every test item and collection, by node id."""
+def _covers(node: str, item: str) -> bool:
+    """Does the registry's node id `node` name the collected test `item`?"""
+    return item == node or item.startswith((node + "[", node + "::"))
 
-    def __init__(self) -> None:
+
+class _Outcomes:
+    """pytest plugin: keeps only the listed tests, records every outcome by node id."""
+
+    def __init__(self, wanted: list[str]) -> None:
+        self.wanted = wanted
         self.items: dict[str, str] = {}
         self.broken: list[str] = []
-        rank = {"passed": 0, "skipped": 1, "failed": 2}
-        self._rank = rank
+        self._rank = {"passed": 0, "skipped": 1, "failed": 2}
+
+    def pytest_collection_modifyitems(self, config: Any, items: list[Any]) -> None:
+        keep = [i for i in items if any(_covers(n, i.nodeid) for n in self.wanted)]
+        dropped = [i for i in items if i not in keep]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         outcome = "skipped" if getattr(report, "wasxfail", None) else report.outcome
@@ -221,21 +233,28 @@ def run_tests(node_ids: list[str], root: Path = ROOT) -> dict[str, str]:
     'did not run'. A listed id covers its parametrized cases (id[...])."""
     import pytest
 
-    outcomes = _Outcomes()
     unique = list(dict.fromkeys(node_ids))
+    outcomes = _Outcomes(unique)
+    # Whole files are collected (a file that fails to import then fails only its own tests);
+    # the plugin keeps the listed tests.
+    files = list(dict.fromkeys(node.partition("::")[0] for node in unique))
     here = Path.cwd()
     os.chdir(root)
+    # Test this project's own code, even when the venv's editable install points elsewhere.
+    sys.path.insert(0, str(root / "src"))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(root / "src"), os.environ.get("PYTHONPATH", "")) if p)
     try:
-        code = pytest.main(["-q", "--no-header", "-p", "no:cacheprovider", "-rfEs", *unique],
-                           plugins=[outcomes])
+        code = pytest.main(["-q", "--no-header", "-p", "no:cacheprovider", "-rfEs",
+                            "--continue-on-collection-errors", *files], plugins=[outcomes])
     finally:
         os.chdir(here)
     results = {}
     for node in unique:
-        found = [state for item, state in outcomes.items.items()
-                 if item == node or item.startswith((node + "[", node + "::"))]
+        found = [state for item, state in outcomes.items.items() if _covers(node, item)]
         if not found:
-            results[node] = "did not run"
+            broken = node.partition("::")[0] in outcomes.broken
+            results[node] = "did not run: its file failed to import" if broken else "did not run"
         elif "failed" in found:
             results[node] = "failed"
         elif "skipped" in found:

@@ -163,7 +163,7 @@ def test_service_refuses_to_start_without_a_strong_token(root, monkeypatch):
     monkeypatch.setenv("MODEL_API_TOKEN", "short")
     with pytest.raises(ServeConfigError, match="shorter than"):
         create_app(root, params)
-    env = {"PATH": "/usr/bin:/bin", "PROJECT_ROOT": str(root.root)}
+    env = {"PATH": "/usr/bin:/bin", "PROJECT_ROOT": str(root.root), "PYTHONPATH": str(ROOT / "src")}
     done = subprocess.run([sys.executable, "-m", "{{ cookiecutter.package_name }}", "serve"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
@@ -171,7 +171,8 @@ def test_service_refuses_to_start_without_a_strong_token(root, monkeypatch):
 
 
 def test_service_refuses_a_public_address_unless_asked(root):
-    env = {"PATH": "/usr/bin:/bin", "PROJECT_ROOT": str(root.root), "MODEL_API_TOKEN": TOKEN}
+    env = {"PATH": "/usr/bin:/bin", "PROJECT_ROOT": str(root.root), "MODEL_API_TOKEN": TOKEN,
+           "PYTHONPATH": str(ROOT / "src")}
     done = subprocess.run(
         [sys.executable, "-m", "{{ cookiecutter.package_name }}", "serve", "--host", "0.0.0.0"],  # noqa: S104
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)

@@ -23,7 +23,8 @@ def free_port() -> int:
 def server(tmp_path, frames, params):
     root = make_root(tmp_path / "served", frames[0], params, rate_limit="4/minute")
     port = free_port()
-    env = {**os.environ, "PROJECT_ROOT": str(root.root), "MODEL_API_TOKEN": TOKEN}
+    env = {**os.environ, "PROJECT_ROOT": str(root.root), "MODEL_API_TOKEN": TOKEN,
+           "PYTHONPATH": str(ROOT / "src")}
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "{{ cookiecutter.package_name }}", "serve", "--port", str(port)],
