@@ -17,6 +17,15 @@ OPTION_SETS = {
 
 # Files every generated project has, whatever the answers.
 COMMON_FILES = {
+    # Security program (issue 3).
+    ".pre-commit-config.yaml",
+    ".secrets.baseline",
+    "CODEOWNERS",
+    "SECURITY.md",
+    "docs/security-gates.md",
+    "scripts/security/audit-ignores.txt",
+    "scripts/security/block_dvc_outs.py",
+    "scripts/security/gates.py",
     ".dvc/.gitignore",
     ".dvc/config",
     ".dvcignore",
@@ -77,8 +86,12 @@ COMMON_FILES = {
 }
 # Files that depend on one answer.
 BY_ANSWER = {
-    ("ci_provider", "github"): set(),
-    ("ci_provider", "gitlab"): set(),
+    ("ci_provider", "github"): {
+        ".github/dependabot.yml",
+        ".github/workflows/ci.yml",
+        ".github/workflows/codeql.yml",
+    },
+    ("ci_provider", "gitlab"): {".gitlab-ci.yml"},
     ("ci_provider", "none"): set(),
     ("tracking", "local"): set(),
     ("tracking", "server"): set(),
