@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import functools
 import importlib
 import json
 import os
@@ -314,6 +315,7 @@ def display_uri(uri: str) -> str:
     return uri
 
 
+@functools.lru_cache(maxsize=8)
 def fetch_run(uri: str, run_id: str) -> tuple[dict[str, Any] | None, str]:
     """The MLflow run as plain data, or None and why it could not be read."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

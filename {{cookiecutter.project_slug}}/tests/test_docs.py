@@ -59,11 +59,11 @@ def run_script(*args: str) -> subprocess.CompletedProcess:
                           text=True, check=False)
 
 
-def test_generated_pages_match_the_registry_and_the_last_run():
+def test_generated_pages_match_the_registry_and_the_last_run(capsys):
     if not GENERATED.is_dir():
         pytest.skip("docs/generated/ does not exist yet: make docs writes it")
-    done = run_script("--check")
-    assert done.returncode == 0, done.stdout + done.stderr
+    code = gen_docs.main(["--check"])
+    assert code == 0, capsys.readouterr().out
 
 
 def test_every_control_is_in_the_matrix_and_the_threat_model(tmp_path):
@@ -76,7 +76,7 @@ def test_every_control_is_in_the_matrix_and_the_threat_model(tmp_path):
         assert f"**{ident}**" in threats, ident
 
 
-def test_a_changed_or_extra_page_is_reported_stale(tmp_path):
+def test_a_changed_or_extra_page_is_reported_stale(tmp_path, capsys):
     pages = gen_docs.render(ROOT)
     out = tmp_path / "generated"
     gen_docs.write(pages, out)
@@ -88,10 +88,11 @@ def test_a_changed_or_extra_page_is_reported_stale(tmp_path):
     (out / "parts" / "data-card-facts.md").unlink()
     assert gen_docs.stale(pages, out) == [
         "controls-matrix.md", "parts/data-card-facts.md (missing)", "old-page.md (no longer generated)"]
-    done = run_script("--check", "--out", str(out))
-    assert done.returncode == 1
-    assert "stale: docs/generated/controls-matrix.md" in done.stdout
-    assert "run make docs" in done.stdout
+    capsys.readouterr()
+    assert gen_docs.main(["--check", "--out", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "stale: docs/generated/controls-matrix.md" in printed
+    assert "run make docs" in printed
 
 
 def test_a_new_control_makes_the_pages_stale(tmp_path):
