@@ -326,6 +326,8 @@ def fetch_run(uri: str, run_id: str) -> tuple[dict[str, Any] | None, str]:
         from mlflow.tracking import MlflowClient
     except ImportError:
         return None, "mlflow is not installed (run make setup)"
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        return None, f"the local store {uri[len('sqlite:///'):]} does not exist"
     try:
         client = MlflowClient(tracking_uri=uri)
         run = client.get_run(run_id)
