@@ -61,10 +61,11 @@ def test_cruft_create_gives_the_same_files_as_cookiecutter(tmp_path, clone, env)
     assert run([str(BIN / "cruft"), "check"], project, env=env, check=False).returncode == 0
 
 
-def test_generated_github_ci_runs_cruft_check(bake):
-    project = bake()
-    workflows = "\n".join(p.read_text() for p in (project / ".github" / "workflows").glob("*.yml"))
-    assert "cruft check" in workflows
+@pytest.mark.parametrize("ci", ["github", "gitlab"])
+def test_generated_ci_runs_cruft_check(bake, ci):
+    project = bake(ci_provider=ci)
+    files = [project / ".gitlab-ci.yml"] if ci == "gitlab" else (project / ".github" / "workflows").glob("*.yml")
+    assert ".venv/bin/cruft check" in "\n".join(p.read_text() for p in files)
     assert "cruft==" in (project / "pyproject.toml").read_text()
     assert "cruft==" in (project / "requirements" / "lock.txt").read_text()
 

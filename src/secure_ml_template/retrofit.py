@@ -196,7 +196,13 @@ def _has_section(path: Path, header: str) -> bool:
 
 
 def apply(root: Path, rendered: Path, plan: Plan) -> None:
-    """Write the plan. New files never replace anything: each is created exclusively."""
+    """Write the plan. New files never replace anything: each is created exclusively.
+    Every target is checked for write access first, so a refusal leaves nothing half-written."""
+    for rel in [*plan.add, *(q for _, q in plan.propose), *plan.merge]:
+        target = root / rel
+        probe = target if rel in plan.merge else next(p for p in target.parents if p.exists())
+        if not os.access(probe, os.W_OK):
+            raise UsageError(f"cannot write {rel} ({probe} is not writable); nothing was changed")
     for rel in plan.add:
         _create(root / rel, rendered / rel)
     for rel, proposal in plan.propose:
