@@ -59,7 +59,7 @@ def write(root: Path, files: dict[str, str]) -> None:
 
 def git_commit(root: Path, env, message="work") -> None:
     run(["git", "add", "--all"], root, env=env)
-    run(["git", "commit", "--quiet", "--no-verify", "-m", message], root, env=env)
+    run(["git", "commit", "--quiet", "--no-verify", "--allow-empty", "-m", message], root, env=env)
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -179,11 +179,20 @@ def plain_folder(root: Path) -> list[str]:
     return []
 
 
+def this_repository(root: Path) -> list[str]:
+    """A real repository: a clone of this one (committed work only), with its own pyproject.toml,
+    Makefile, README, tests/conftest.py and src/ package. Its own fast unit tests must still pass."""
+    run(["git", "clone", "--quiet", "--no-hardlinks", str(TEMPLATE), str(root)], root.parent)
+    return ["tests/test_retrofit.py::test_gitignore_merge_appends_only_missing_lines",
+            "tests/test_retrofit.py::test_pyproject_merge_skips_tools_already_configured_even_by_dotted_keys"]
+
+
 FIXTURES = {
     "sklearn": (sklearn_repo, True),
     "pyproject-precommit-workflow": (pyproject_repo, True),
     "dvc-mlflow": (dvc_mlflow_repo, True),
     "not-git": (plain_folder, False),
+    "this-repository": (this_repository, True),
 }
 
 
