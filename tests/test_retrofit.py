@@ -270,6 +270,7 @@ def test_pyproject_fixture_merges_tool_tables_and_hooks_and_proposes_the_rest(tm
     assert new_pyproject.startswith(old_pyproject)
     added = new_pyproject[len(old_pyproject):].decode()
     assert "[tool.bandit]" in added and "[tool.ruff" not in added and "[project" not in added
+    assert "[tool.pytest" not in added  # the team's tests keep running as they did
     assert (root / "src/frauddet/__init__.py").read_text() == '"""Fraud detection."""\n\n__version__ = "1.2.0"\n'
     assert plan["propose"]["src/frauddet/__init__.py"] == "src/frauddet/__init__.py.template"
     assert plan["propose"]["README.md"] == "README.md.template"
@@ -394,3 +395,17 @@ def test_gitignore_merge_appends_only_missing_lines():
     merged, _ = merge.gitignore("data/\n*.pkl", "# c\n*.pkl\n/models/\n.env\n")
     assert merged == "data/\n*.pkl\n\n" + merge.MARK + "\n/models/\n.env\n"
     assert merge.gitignore(merged, "# c\n*.pkl\n/models/\n.env\n") is None
+
+
+def test_precommit_merge_skips_a_tool_the_config_already_runs_from_elsewhere():
+    old = ("repos:\n  - repo: https://github.com/astral-sh/ruff-pre-commit\n    rev: v0.6.0\n"
+           "    hooks:\n      - id: ruff\n")
+    merged, description = merge.precommit(old, PRECOMMIT_TEMPLATE)
+    assert description == "add hooks bandit"
+    assert merged.startswith(old)
+
+
+def test_pyproject_merge_skips_a_tool_configured_in_its_own_file():
+    template = "[tool.ruff]\nline-length = 100\n\n[tool.bandit]\nexclude_dirs = ['tests']\n"
+    _, description = merge.pyproject("[project]\nname = 'x'\n", template, frozenset({"ruff"}))
+    assert description == "append [tool.bandit]"

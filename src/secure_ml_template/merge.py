@@ -14,9 +14,16 @@ import yaml
 
 MARK = "# Added by secure-ml retrofit"
 # [tool.*] tables that configure development tools only. Tables that change how the
-# package is built (setuptools, hatch, poetry, ...) are never merged.
-MERGEABLE_TOOLS = ("pytest", "ruff", "bandit", "coverage", "mypy", "cruft")
-PYTEST_CONFIGS = ("pytest.ini", ".pytest.ini")
+# package is built (setuptools, hatch, poetry, ...) are never merged, and neither is pytest's:
+# testpaths, addopts or --strict-markers would change how the repository's own tests run.
+MERGEABLE_TOOLS = ("ruff", "bandit", "coverage", "mypy", "cruft")
+# A tool configured in its own file ignores pyproject.toml: do not add a table it would not read.
+OWN_CONFIG_FILES = {
+    "ruff": ("ruff.toml", ".ruff.toml"),
+    "bandit": (".bandit",),
+    "coverage": (".coveragerc",),
+    "mypy": ("mypy.ini", ".mypy.ini"),
+}
 
 
 class MergeError(Exception):
@@ -67,6 +74,9 @@ def precommit(old: str, template: str) -> tuple[str, str] | None:
     if not isinstance(old_data, dict) or not isinstance(old_data.get("repos"), list):
         raise MergeError("has no `repos:` list")
     have = {hook["id"] for _, hook in _hooks(old_data)}
+    # What the existing hooks run: ids, entries and remote repositories.
+    existing = " ".join(f"{repo} {hook.get('id')} {hook.get('entry', '')}" for repo, hook in _hooks(old_data))
+    template_hooks = {hook["id"]: hook for _, hook in _hooks(yaml.safe_load(template))}
     lines = template.splitlines()
     # Cut the template's local hooks out as text: each starts at `- id:` inside a local repo.
     blocks: list[tuple[str, list[str]]] = []
@@ -83,7 +93,8 @@ def precommit(old: str, template: str) -> tuple[str, str] | None:
             blocks[-1][1].append(line)
         elif line.strip() and not line.startswith(" "):
             in_local = False
-    new = [(hook_id, body) for hook_id, body in blocks if hook_id not in have]
+    new = [(hook_id, body) for hook_id, body in blocks
+           if hook_id not in have and not _tool_present(template_hooks.get(hook_id, {}), existing)]
     if not new:
         return None
     # Indentation of the existing list: `repos:` items and their hooks.
@@ -123,6 +134,19 @@ def precommit(old: str, template: str) -> tuple[str, str] | None:
     return merged, "add hooks " + ", ".join(i for i, _ in new)
 
 
+def _tool_present(hook: dict, existing: str) -> bool:
+    """True when an existing hook already runs the tool this template hook runs
+    (e.g. a remote `ruff` hook and the template's `ruff-lint`)."""
+    words = str(hook.get("entry", "")).split()
+    if not words:
+        return False
+    tool = words[0].rsplit("/", 1)[-1]
+    if tool.startswith("python"):
+        return False  # a project script: only its id can match
+    tool = tool.removesuffix("-hook")
+    return re.search(rf"(?<![\w-]){re.escape(tool)}(?![\w])", existing) is not None
+
+
 def _indent(line: str) -> str:
     return line[: len(line) - len(line.lstrip())]
 
@@ -144,7 +168,7 @@ def _tool_sections(template: str) -> dict[str, str]:
     return {k: "\n".join(v).rstrip() + "\n" for k, v in sections.items()}
 
 
-def pyproject(old: str, template: str, has_pytest_ini: bool = False) -> tuple[str, str] | None:
+def pyproject(old: str, template: str, configured_elsewhere: frozenset = frozenset()) -> tuple[str, str] | None:
     """Append the template's [tool.X] tables for development tools the file does not configure."""
     try:
         old_data = tomllib.loads(old)
@@ -153,7 +177,7 @@ def pyproject(old: str, template: str, has_pytest_ini: bool = False) -> tuple[st
     tools = old_data.get("tool", {})
     sections = _tool_sections(template)
     add = [name for name in MERGEABLE_TOOLS if name in sections and name not in tools
-           and not (name == "pytest" and has_pytest_ini)]
+           and name not in configured_elsewhere]
     if not add:
         return None
     block = "\n" + MARK + ": development tools this file did not configure.\n"

@@ -143,8 +143,8 @@ def rendered_files(project: Path) -> list[str]:
 
 def make_plan(root: Path, rendered: Path, answers: dict) -> Plan:
     plan = Plan(answers)
-    has_pytest_ini = any((root / n).is_file() for n in merge.PYTEST_CONFIGS) or _has_section(
-        root / "setup.cfg", "[tool:pytest]") or _has_section(root / "tox.ini", "[pytest]")
+    configured_elsewhere = frozenset(tool for tool, names in merge.OWN_CONFIG_FILES.items()
+                                     if any((root / n).is_file() for n in names))
     for rel in rendered_files(rendered):
         source, target = rendered / rel, root / rel
         if any(parent.is_file() for parent in list(target.parents)[:-1] if root in parent.parents):
@@ -168,7 +168,7 @@ def make_plan(root: Path, rendered: Path, answers: dict) -> Plan:
                 elif rel == ".pre-commit-config.yaml":
                     result = merge.precommit(old_text, new_text)
                 else:
-                    result = merge.pyproject(old_text, new_text, has_pytest_ini)
+                    result = merge.pyproject(old_text, new_text, configured_elsewhere)
             except (merge.MergeError, UnicodeDecodeError):
                 result = False
             if result is None:
@@ -186,13 +186,6 @@ def make_plan(root: Path, rendered: Path, answers: dict) -> Plan:
             continue
         plan.propose.append((rel, proposal))
     return plan
-
-
-def _has_section(path: Path, header: str) -> bool:
-    try:
-        return path.is_file() and header in path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
 
 
 def apply(root: Path, rendered: Path, plan: Plan) -> None:
