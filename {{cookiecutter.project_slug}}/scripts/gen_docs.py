@@ -435,7 +435,7 @@ def data_card_facts(root: Path, params: dict[str, Any]) -> str:
     data = params.get("data") or {}
     validate = params.get("validate") or {}
     out = ["### Source\n"]
-    pipeline = read_yaml(root / "dvc.yaml", "restore it from git") or {}
+    pipeline = (read_yaml(root / "dvc.yaml", "") if (root / "dvc.yaml").is_file() else None) or {}
     prepare = (pipeline.get("stages") or {}).get("prepare") or {}
     out.append(table(("fact", "value"), [
         ("Data set (`data.dataset`)", data.get("dataset")),

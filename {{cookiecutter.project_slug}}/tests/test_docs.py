@@ -47,6 +47,8 @@ def scratch_root(tmp_path: Path) -> Path:
     root.mkdir()
     for name in ("controls.yaml", "params.yaml", "dvc.yaml", "reference"):
         source = ROOT / name
+        if not source.exists():
+            continue
         if source.is_dir():
             shutil.copytree(source, root / name)
         else:
