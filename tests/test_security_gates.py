@@ -152,14 +152,16 @@ def test_pre_commit_blocks_a_secret_and_a_dvc_tracked_file(scratch):
     (scratch / "settings.yaml").write_text("aws_access_key_id: AKIAIOSFODNN7EXAMPLE\n")
     run(["git", "add", "settings.yaml"], scratch)
     done = run(["git", "commit", "-m", "add settings"], scratch, check=False)
-    assert done.returncode != 0, done.stdout
-    assert "detect-secrets" in done.stdout and "AWS Access Key" in done.stdout, done.stdout
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert "detect-secrets" in output and "AWS Access Key" in output, output
     run(["git", "rm", "-q", "--cached", "settings.yaml"], scratch)
 
     run(["git", "add", "-f", "models/model.skops"], scratch)
     done = run(["git", "commit", "-m", "add model"], scratch, check=False)
-    assert done.returncode != 0, done.stdout
-    assert "models/model.skops: DVC tracks models/model.skops" in done.stdout, done.stdout
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert "models/model.skops: DVC tracks models/model.skops" in output, output
 
 
 # --------------------------------------------------------------------------- model files
@@ -234,7 +236,7 @@ def test_audit_fails_when_the_service_is_unreachable(scratch):
     assert OPT_OUT in output  # the message names the documented opt-out
     code, output = gate(scratch, "audit", env={**unreachable_env(), OPT_OUT: "1"})
     assert code == 0, output
-    assert "WARNING" in output and "were NOT checked for known vulnerabilities" in output, output
+    assert "WARNING" in output and "were NOT checked" in output, output
     assert "SKIPPED" in output
 
 
