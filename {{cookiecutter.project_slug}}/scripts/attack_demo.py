@@ -174,7 +174,8 @@ class Lab:
         try:
             self.modules["model_io"].load_model(self.paths.model, self.paths.model_manifest)
         except Exception as error:  # any refusal counts; the message says which check fired
-            return True, f"load refused: {type(error).__name__}: {str(error)[:140]}"
+            message = str(error).replace(f"{self.copy}/", "")
+            return True, f"load refused: {type(error).__name__}: {message[:150]}"
         return False, "the model loaded"
 
     def tampered_byte(self) -> tuple[bool, str]:
@@ -322,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="attack-demo-"))
     try:
         copy = scratch_copy(ROOT, workdir)
+        os.environ["PROJECT_ROOT"] = str(copy)  # every lookup of the project root: the copy
         registry = controls_by_exchange(copy)
         lab = Lab(copy)
         results = []
