@@ -59,7 +59,7 @@ def render(controls: list[dict]) -> str:
         "|---|---|",
     ]
     for risk, _ in gen.GUIDE_RISKS:
-        ids = [c["id"] for c in controls if gen.guide_risk_of(str(c.get("guide_risk") or "")) == risk]
+        ids = [c["id"] for c in controls if risk in gen.guide_risks_of(str(c.get("guide_risk") or ""))]
         lines.append(f"| {risk} | {', '.join(ids) if ids else 'not covered yet'} |")
     lines += ["", "## Every control", "",
               "| Control | What it does | Guide risk | AI Exchange control | Implemented in | Proved by |",

@@ -148,12 +148,15 @@ def exchange_link(name: str) -> str:
     return f"[{name}](https://owaspai.org/goto/{slug}/)" if slug else "-"
 
 
-def guide_risk_of(text: str) -> str | None:
+def guide_risks_of(text: str) -> list[str]:
+    """The guide's AI risks a registry entry's `guide_risk` text names (may be several)."""
     lowered = text.lower()
-    for risk, words in GUIDE_RISKS:
-        if any(word in lowered for word in words):
-            return risk
-    return None
+    return [risk for risk, words in GUIDE_RISKS if any(word in lowered for word in words)]
+
+
+def guide_risk_of(text: str) -> str | None:
+    found = guide_risks_of(text)
+    return found[0] if found else None
 
 
 # ----------------------------------------------------------------------------- registry
@@ -247,7 +250,7 @@ def threat_model_controls(controls: list[dict[str, Any]], root: Path) -> str:
     out = ["### Coverage of the guide's AI-specific risks\n"]
     rows = []
     for risk, _ in GUIDE_RISKS:
-        answering = [c["id"] for c in controls if guide_risk_of(str(c.get("guide_risk") or "")) == risk]
+        answering = [c["id"] for c in controls if risk in guide_risks_of(str(c.get("guide_risk") or ""))]
         rows.append((risk, ", ".join(answering) if answering else
                      "NOT COVERED: no registered control answers this risk"))
     out.append(table(("Guide risk", "Controls in controls.yaml"), rows))
