@@ -16,7 +16,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("installed-project")]
 ATTACKS = ("poisoned rows", "flipped-label batch", "tampered model byte",
            "malicious pickle swapped in", "out-of-range input", "NaN / infinity / wrong type",
            "oversized input", "query without a token", "request flood",
-           "membership-inference probe")
+           "membership-inference probe", "evasion attack on the model",
+           "personal data in the raw data")
 
 
 def scratch(project, tmp_path):
@@ -54,11 +55,11 @@ def test_attack_demo_stops_every_attack_and_touches_nothing(piped_project, tmp_p
     table = summary(done.stdout)
     assert set(table) == set(ATTACKS), done.stdout
     assert all(result.startswith("stopped by ") for result in table.values()), done.stdout
-    assert "10/10 attacks stopped" in done.stdout
+    assert f"{len(ATTACKS)}/{len(ATTACKS)} attacks stopped" in done.stdout
     assert "payload never ran" in done.stdout
     assert fingerprint(copy) == before, "the demo changed the user's files"
     seconds = float(re.search(r"attacks stopped in ([\d.]+) s", done.stdout).group(1))
-    assert seconds < 60, seconds
+    assert seconds < 90, seconds  # about 15 s on an idle 2-core machine
 
 
 def test_attack_demo_reports_a_missing_control_and_a_planted_flaw(piped_project, tmp_path):

@@ -9,6 +9,8 @@ Nothing here touches your files: the project is copied into a temporary folder (
   out-of-range, malformed, oversized input  -> the HTTP service must answer 422 / 413
   no token, a request flood                 -> the service must answer 401 / 429
   a membership-inference probe              -> the API's answers must not reveal members
+  an evasion attack (ART) on the model       -> accuracy under attack must stay above the limit
+  raw data with an e-mail column             -> prepare must keep it out of the features
 
 Each attack names the OWASP AI Exchange control it expects; the controls registry
 (controls.yaml) says which control of this project implements it. An attack with no such
@@ -256,6 +258,54 @@ class Lab:
         return stopped, (f"{sent} requests: {answered} answered, {refused} refused with 429 "
                          f"(limit {limit}, Retry-After {retry.headers.get('retry-after')} s)")
 
+    def evasion(self) -> tuple[bool, str]:
+        """FGSM (or the attack params.yaml names) against the model itself: a robust model
+        keeps its accuracy on perturbed inputs above robustness.min_adversarial_accuracy."""
+        robustness = __import__(f"{self.package}.robustness", fromlist=["_"])
+        model = self.modules["model_io"].load_model(self.paths.model, self.paths.model_manifest)
+        settings = {**self.params["robustness"], "seed": self.params["data"]["seed"]}
+        result = robustness.evasion(model, self.test, settings)
+        return bool(result["passed"]), (
+            f"{result['attack']} eps {result['eps']}: accuracy {result['clean_accuracy']:.3f} "
+            f"clean, {result['adversarial_accuracy']:.3f} under attack "
+            f"(minimum {result['min_adversarial_accuracy']})")
+
+    def personal_data(self) -> tuple[bool, str]:
+        """Raw data arrives with an e-mail column: prepare must keep it out of the features."""
+        import yaml
+
+        data = __import__(f"{self.package}.data", fromlist=["_"])
+        raw = data.load_dataset(self.params["data"]["dataset"])
+        raw.insert(0, "contact_email", [f"patient{i}@example.com" for i in range(len(raw))])
+        source = self.copy / "raw-with-pii.csv"
+        source.write_text(raw.to_csv(index=False), encoding="utf-8")
+        params = {**self.params, "data": {**self.params["data"], "raw_csv": source.name}}
+        pii = self.paths.reports / "pii.json"
+        kept = [self.paths.params, self.paths.train_csv, self.paths.test_csv, pii]
+        saved = {p: p.read_bytes() for p in kept if p.exists()}
+        try:
+            self.paths.params.write_text(yaml.safe_dump(params, sort_keys=False), "utf-8")
+            done = subprocess.run(  # noqa: S603  # nosec B603
+                [sys.executable, "-m", self.package, "prepare"], cwd=self.copy,
+                env=_env(self.copy), capture_output=True, text=True, check=False, timeout=300)
+            header = self.paths.train_csv.read_text("utf-8").splitlines()[0]
+            report = json.loads(pii.read_text("utf-8")) if pii.exists() else {}
+        finally:
+            for path in kept:
+                if path in saved:
+                    path.write_bytes(saved[path])
+                else:
+                    path.unlink(missing_ok=True)
+            source.unlink(missing_ok=True)
+        found = (report.get("columns") or {}).get("contact_email", {})
+        if done.returncode != 0:
+            return True, f"prepare refused the data (exit {done.returncode})"
+        leaked = "contact_email" in header.split(",")
+        return (not leaked and bool(found)), (
+            "the e-mail column reached the prepared data" if leaked else
+            f"prepare dropped contact_email ({found.get('kinds', {})} counted in "
+            "reports/pii.json, no values)")
+
     def membership_probe(self) -> tuple[bool, str]:
         """Loss-threshold membership inference through the API: members (training rows)
         should not get visibly surer answers than non-members (test rows)."""
@@ -304,6 +354,8 @@ ATTACKS: list[tuple[str, str, str]] = [
     ("query without a token", "no_token", "MODEL ACCESS CONTROL"),
     ("request flood", "flood", "RATE LIMIT"),
     ("membership-inference probe", "membership_probe", "OBSCURE CONFIDENCE"),
+    ("evasion attack on the model", "evasion", "EVASION ROBUST MODEL"),
+    ("personal data in the raw data", "personal_data", "DATA MINIMIZE"),
 ]
 
 
