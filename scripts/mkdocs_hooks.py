@@ -9,6 +9,7 @@ It is never written to disk, so it cannot fall out of step with the registry.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import jinja2
@@ -39,7 +40,12 @@ def generator():
     """The generated repository's docs generator (plain Python), for its risk grouping."""
     spec = importlib.util.spec_from_file_location("gen_docs", PROJECT / "scripts" / "gen_docs.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # No __pycache__ inside the template folder: it would be copied into generated projects.
+    before, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = before
     return module
 
 
