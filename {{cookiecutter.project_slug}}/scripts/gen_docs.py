@@ -429,6 +429,17 @@ def model_card_facts(root: Path, params: dict[str, Any]) -> str:
         out.append(report_section(heading, name, read_json(reports / name)))
     validation = read_json(reports / "validation.json")
     out.append(report_section("Data validation", "validation.json", validation))
+    commit = tags.get("git.commit", "")
+    if len(commit) == 40 and all(ch in "0123456789abcdef" for ch in commit):
+        out.append("### Reproduce this run\n")
+        out.append("```bash\n"
+                   f"git switch --detach {commit}   # the code and dvc.lock of this run\n"
+                   "dvc checkout                  # its data and model (dvc pull if not cached)\n"
+                   "make pipeline                 # re-runs only what changed\n"
+                   "```\n")
+        if tags.get("git.dirty") == "true":
+            out.append("The tree had uncommitted changes when this run was made: the commit "
+                       "alone does not reproduce it.\n")
     return "\n".join(out)
 
 
