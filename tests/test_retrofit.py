@@ -213,7 +213,6 @@ def test_retrofit_adds_merges_and_proposes_exactly_what_it_plans(tmp_path, env, 
         git_commit(root, env, "the team's repository")
     own_tests_pass(root, own_tests, env)
     before = snapshot(root)
-    score_before = score(root, env)
 
     dry = secure_ml(["retrofit", str(root), "--dry-run"], env)
     assert snapshot(root) == before, "--dry-run changed the repository"
@@ -245,7 +244,11 @@ def test_retrofit_adds_merges_and_proposes_exactly_what_it_plans(tmp_path, env, 
     assert any(p.startswith("src/") and p.endswith("/model_io.py") for p in created)
 
     own_tests_pass(root, own_tests, env)
-    assert score(root, env) > score_before
+    # The run ends with the check table before and after: the score went up, and it is what
+    # `check` itself says.
+    scores = [int(m) for m in re.findall(r"^score (\d+)% ", done.stdout, re.MULTILINE)]
+    assert len(scores) == 2 and scores[1] > scores[0], done.stdout
+    assert score(root, env) == scores[1]
 
     # A second run is a no-op (commit first in a git repository: the first run left changes).
     if is_git:
