@@ -187,10 +187,13 @@ def test_the_wheel_carries_the_template_and_runs_without_a_clone(tmp_path, bake)
         archive.extractall(site)
     bundled = "secure_ml_template/template/"
     assert bundled + "cookiecutter.json" in names and bundled + "hooks/pre_gen_project.py" in names
-    for path in (TEMPLATE / "{{cookiecutter.project_slug}}").rglob("*"):
-        if path.is_file() and "__pycache__" not in path.parts:
-            rel = path.relative_to(TEMPLATE).as_posix()
-            assert bundled + rel in names, rel
+    # Every file of the template that git does not ignore (tracked or new) is in the wheel.
+    listed = run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "--",
+                  "{{cookiecutter.project_slug}}", "hooks", "cookiecutter.json"], TEMPLATE).stdout.splitlines()
+    files = [rel for rel in listed if (TEMPLATE / rel).is_file()]
+    assert len(files) > 30
+    missing = [rel for rel in files if bundled + rel not in names]
+    assert not missing
     entry = (site / next(n for n in names if n.endswith("entry_points.txt"))).read_text()
     assert "secure-ml = secure_ml_template.cli:main" in entry
     env = {"PYTHONPATH": str(site)}
