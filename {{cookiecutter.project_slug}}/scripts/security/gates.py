@@ -54,6 +54,8 @@ SKIP_DIRS = {
 }
 # Folders the model scan walks although the secret scan skips them (MLflow keeps model copies).
 MODEL_SCAN_EXTRA = {"mlartifacts", "mlruns"}
+# Files under models/ that describe the model rather than being it (manifest, signature).
+NOT_MODELS = {".json", ".sig", ".md", ".txt"}
 MODEL_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".bin"}
 BANDIT_PATHS = ["src", "scripts"]
 
@@ -312,7 +314,8 @@ def gate_audit() -> tuple[str, str]:
         return SKIPPED, f"dependency audit skipped by {AUDIT_OPT_OUT}=1 (service unreachable)"
     return (
         NOT_RUN,
-        "the vulnerability service could not be reached, so nothing was audited; "
+        "the vulnerability service could not be reached or did not answer, so nothing "
+        "was audited; "
         "fix the network/proxy, or set " + AUDIT_OPT_OUT + "=1 to accept skipping it",
     )
 
@@ -416,7 +419,7 @@ def gate_sbom() -> tuple[str, str]:
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8")) or {}
     dataset = (params.get("data") or {}).get("dataset", "data set")
     models = (
-        sorted(p for p in (ROOT / "models").glob("*") if p.is_file() and p.suffix != ".json")
+        sorted(p for p in (ROOT / "models").glob("*") if p.is_file() and p.suffix not in NOT_MODELS)
         if (ROOT / "models").is_dir()
         else []
     )
