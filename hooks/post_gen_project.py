@@ -15,7 +15,7 @@ REMOVE = {
     ("ci_provider", "github"): [".gitlab-ci.yml"],
     ("ci_provider", "gitlab"): [".github"],
     ("ci_provider", "none"): [".gitlab-ci.yml", ".github"],
-    ("tracking", "local"): ["deploy", "docs/team-stack.md"],
+    ("tracking", "local"): ["deploy", "docs/team-stack.md", ".env.example"],
     ("tracking", "server"): [],
 }
 

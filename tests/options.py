@@ -94,7 +94,20 @@ BY_ANSWER = {
     ("ci_provider", "gitlab"): {".gitlab-ci.yml"},
     ("ci_provider", "none"): set(),
     ("tracking", "local"): set(),
-    ("tracking", "server"): set(),
+    ("tracking", "server"): {
+        ".env.example",
+        "deploy/compose.yaml",
+        "deploy/minio/dvc-bucket-policy.json",
+        "deploy/minio/init.sh",
+        "deploy/minio/mlflow-bucket-policy.json",
+        "deploy/mlflow/Dockerfile",
+        "deploy/mlflow/requirements.in",
+        "deploy/mlflow/requirements.txt",
+        "deploy/mlflow/serve.sh",
+        "deploy/postgres/init-auth-db.sql",
+        "deploy/team-env.sh",
+        "docs/team-stack.md",
+    },
 }
 
 # Bad answers: (answers, words the one-line error must contain).

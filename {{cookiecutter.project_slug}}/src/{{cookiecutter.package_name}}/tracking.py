@@ -2,7 +2,12 @@
 
 Local mode (default): a SQLite store `mlflow.db` and artifacts in `mlartifacts/`, both in
 the project and kept out of git. Team mode: set MLFLOW_TRACKING_URI (or
-`mlflow.tracking_uri` in params.yaml) to your server.
+`mlflow.tracking_uri` in params.yaml) to your server; credentials come from the environment
+(MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN), never from a
+committed file. A server that does not answer, or refuses the credentials, stops the run
+before any logging, with one line naming the URI; there is no fall-back to the local store.
+`python -m PACKAGE.tracking` runs that check alone (`make pipeline` runs it first).
+MLflow itself is imported only where a run is recorded, so the check costs no MLflow import.
 """
 
 from __future__ import annotations
@@ -14,12 +19,12 @@ import subprocess  # nosec B404 - runs git with fixed arguments
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
-import mlflow  # noqa: E402
 import yaml  # noqa: E402
 
 from .config import Paths  # noqa: E402
@@ -27,15 +32,118 @@ from .config import Paths  # noqa: E402
 KEY_PACKAGES = ("scikit-learn", "pandas", "numpy", "mlflow", "dvc", "skops", "pandera")
 
 
+class TrackingError(SystemExit):
+    """The tracking server cannot be used: exits with one line saying why and what to do."""
+
+
 def tracking_uri(paths: Paths, params: dict[str, Any]) -> str:
-    """MLFLOW_TRACKING_URI wins, then params.yaml, then the project's SQLite store."""
-    configured = os.environ.get("MLFLOW_TRACKING_URI") or params.get("mlflow", {}).get("tracking_uri")
-    return configured or f"sqlite:///{paths.root / 'mlflow.db'}"
+    """MLFLOW_TRACKING_URI wins, then params.yaml, then (local mode only) the SQLite store."""
+    settings = params.get("mlflow", {})
+    committed = settings.get("tracking_uri") or ""
+    if urlsplit(committed).password:
+        raise TrackingError(
+            "tracking: mlflow.tracking_uri in params.yaml holds a password and params.yaml is "
+            "committed: remove it and set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD "
+            "in .env (gitignored) instead, then rotate that password"
+        )
+    configured = os.environ.get("MLFLOW_TRACKING_URI") or committed
+    if configured:
+        return configured
+    if settings.get("require_server"):
+        raise TrackingError(
+            "tracking: this project logs to a team tracking server (mlflow.require_server in "
+            "params.yaml) but MLFLOW_TRACKING_URI is not set: put it in .env or export it "
+            "(see docs/team-stack.md); runs never fall back to a local store"
+        )
+    return f"sqlite:///{paths.root / 'mlflow.db'}"
+
+
+def check_server(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast unless an http(s) tracking server answers an authenticated request.
+
+    One GET of the experiments search API with the credentials MLflow would send. Other
+    stores (sqlite, file) are not checked here. Raises TrackingError with the URI, never
+    the credentials, and the fix.
+    """
+    import base64
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    shown = display_uri(uri)
+    parts = urlsplit(uri)
+    netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+    base = urlunsplit(parts._replace(netloc=netloc)).rstrip("/")
+    # http(s) only (checked above): no file: or custom scheme reaches urlopen.
+    search = f"{base}/api/2.0/mlflow/experiments/search?max_results=1"
+    request = urllib.request.Request(search)  # noqa: S310
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME") or parts.username or ""
+    password = os.environ.get("MLFLOW_TRACKING_PASSWORD") or parts.password or ""
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN", "")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    elif user and password:
+        pair = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        request.add_header("Authorization", f"Basic {pair}")
+    context = None
+    if parts.scheme == "https":
+        insecure = os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true"
+        context = ssl.create_default_context(
+            cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None
+        )
+        if insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        client_cert = os.environ.get("MLFLOW_TRACKING_CLIENT_CERT_PATH")
+        if client_cert:
+            context.load_cert_chain(client_cert)
+    try:
+        opened = urllib.request.urlopen(request, timeout=timeout, context=context)  # noqa: S310  # nosec B310
+        with opened as response:
+            status = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise TrackingError(
+            f"tracking: the server {shown} is unreachable ({reason}): start it, or fix "
+            "MLFLOW_TRACKING_URI (.env); runs never fall back to a local store"
+        ) from None
+    if status in (401, 403):
+        fix = (
+            "check MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
+            "in .env, or ask the server's admin for an account"
+            if token or (user and password)
+            else "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in .env"
+        )
+        raise TrackingError(
+            f"tracking: the server {shown} refused our credentials (HTTP {status}): {fix}"
+        )
+    if status != 200:
+        raise TrackingError(
+            f"tracking: the server {shown} answered HTTP {status} to an experiments search: "
+            "check that MLFLOW_TRACKING_URI names an MLflow tracking server"
+        )
+
+
+def preflight(paths: Paths | None = None) -> str:
+    """Resolve the tracking URI and check its server; returns the URI."""
+    from .config import load_params
+
+    paths = paths or Paths()
+    uri = tracking_uri(paths, load_params(paths))
+    check_server(uri)
+    return uri
 
 
 def start(paths: Paths, params: dict[str, Any]) -> str:
-    """Point MLflow at the store and select the experiment; returns the experiment id."""
+    """Check the store, point MLflow at it and select the experiment; returns its id."""
+    import mlflow
+
     uri = tracking_uri(paths, params)
+    check_server(uri)
     mlflow.set_tracking_uri(uri)
     name = params["mlflow"]["experiment"]
     experiment = mlflow.get_experiment_by_name(name)
@@ -102,8 +210,6 @@ def lineage_tags(paths: Paths) -> dict[str, str]:
 
 def display_uri(uri: str) -> str:
     """The URI without any user:password part, safe to print."""
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(uri)
     if parts.username or parts.password:
         host = parts.hostname or ""
@@ -137,6 +243,7 @@ def record_run(
     """
     import json
 
+    import mlflow
     import mlflow.sklearn
 
     experiment_id = start(paths, params)
@@ -147,8 +254,11 @@ def record_run(
         mlflow.log_params(flat_params({k: params[k] for k in params if k != "mlflow"}))
         mlflow.log_metric("train_accuracy", manifest.get("train_accuracy", float("nan")))
         mlflow.log_metrics({f"test_{name}": value for name, value in metrics.items()})
-        for path in (paths.model, paths.model_manifest):
-            mlflow.log_artifact(str(path), artifact_path="model-file")
+        # The model file with its digest manifest and, when signed, its signature: a copy
+        # fetched from the server verifies exactly like the local one.
+        for path in (paths.model, paths.model_manifest, paths.model.with_suffix(".sig")):
+            if path.is_file():
+                mlflow.log_artifact(str(path), artifact_path="model-file")
         for figure in figures:
             mlflow.log_artifact(str(figure), artifact_path="figures")
         mlflow.sklearn.log_model(
@@ -164,3 +274,9 @@ def record_run(
               "tracking_uri": display_uri(mlflow.get_tracking_uri())}
     (paths.reports / "mlflow_run.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return run_id
+
+
+if __name__ == "__main__":
+    checked = preflight()
+    if checked.startswith(("http://", "https://")):
+        print(f"tracking: {display_uri(checked)} answers and accepts our credentials")
