@@ -300,7 +300,8 @@ def tracking_uri(root: Path, params: dict[str, Any], recorded: str) -> str:
             module = importlib.import_module(f"{init.parent.name}.tracking")
             config = importlib.import_module(f"{init.parent.name}.config")
             return module.tracking_uri(config.Paths(root), params)
-        except (ImportError, AttributeError, TypeError):
+        except (ImportError, AttributeError, TypeError, SystemExit):
+            # SystemExit: team mode without MLFLOW_TRACKING_URI (tracking.TrackingError).
             break
         finally:
             sys.path.pop(0)
