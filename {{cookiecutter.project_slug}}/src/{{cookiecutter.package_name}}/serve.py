@@ -181,7 +181,7 @@ def create_app(
             )
         try:
             payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # bad JSON, bad UTF-8, absurd nesting
             request.state.audit = {"rule": "json"}
             return JSONResponse(
                 {"error": "invalid_input", "field": "body", "rule": "json",

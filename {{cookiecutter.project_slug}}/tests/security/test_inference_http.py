@@ -106,8 +106,9 @@ def test_nan_infinity_broken_json_and_big_batches_are_422(client, frames):
         done = client.post("/predict", content=text,
                            headers={**AUTH, "content-type": "application/json"})
         assert (done.status_code, done.json()["rule"]) == (422, rule), text[:80]
-    done = client.post("/predict", content=b"{not json", headers=AUTH)
-    assert (done.status_code, done.json()["rule"]) == (422, "json")
+    for broken in (b"{not json", b"\xff\xfe", b"[" * 9000 + b"]" * 9000):
+        done = client.post("/predict", content=broken, headers=AUTH)
+        assert (done.status_code, done.json()["rule"]) == (422, "json"), broken[:10]
     done = client.post("/predict", json={"rows": [row] * 11}, headers=AUTH)
     assert (done.status_code, done.json()["rule"]) == (422, "batch_size")
     done = client.post("/predict", json={"instances": [row]}, headers=AUTH)
