@@ -360,7 +360,11 @@ ATTACKS: list[tuple[str, str, str]] = [
 
 
 def controls_by_exchange(copy: Path) -> dict[str, list[str]]:
-    registry = runpy.run_path(str(copy / "scripts" / "controls.py"))["load_registry"](copy)
+    try:
+        registry = runpy.run_path(str(copy / "scripts" / "controls.py"))["load_registry"](copy)
+    except ValueError as error:  # RegistryError: controls.yaml breaks its schema
+        raise SystemExit(f"attack-demo: controls.yaml is invalid, fix it first "
+                         f"(python scripts/controls.py --no-tests):\n{error}") from error
     found: dict[str, list[str]] = {}
     for control in registry:
         found.setdefault(control["exchange"], []).append(control["id"])
