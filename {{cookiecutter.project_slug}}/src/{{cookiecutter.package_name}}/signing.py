@@ -42,7 +42,8 @@ class Keys:
 
     def describe(self) -> str:
         if self.public is None:
-            return f"no public key in {self.folder}"
+            what = "only a private key" if self.private else "no key pair"
+            return f"{what} in {self.folder}"
         return f"key pair in {self.folder}" if self.private else f"public key {self.public}"
 
 
