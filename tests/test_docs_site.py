@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import jinja2
+import pytest
 import yaml
 
 from conftest import TEMPLATE, run
+from options import OPTION_SETS
 
 PROJECT = "{{cookiecutter.project_slug}}"
 
@@ -116,3 +118,14 @@ def test_a_new_control_reaches_the_map_without_editing_docs(tmp_path):
     controls = (out / "controls" / "index.html").read_text(encoding="utf-8")
     assert "<strong>NEW-CONTROL-FOR-TEST</strong>" in controls
     assert "https://owaspai.org/goto/dataminimize/" in controls
+
+
+@pytest.mark.parametrize("name", OPTION_SETS)
+def test_generated_docs_build_strict_for_every_option_set(bake, name, tmp_path):
+    """Before any run: the generated pages say 'no run yet', and the site builds with --strict."""
+    project = bake(**OPTION_SETS[name])
+    run([sys.executable, "scripts/gen_docs.py"], project)
+    card = (project / "docs" / "generated" / "parts" / "model-card-facts.md").read_text(encoding="utf-8")
+    assert "No run recorded yet" in card
+    build(project, tmp_path / "site")
+    assert (tmp_path / "site" / "generated" / "controls-matrix" / "index.html").is_file()
