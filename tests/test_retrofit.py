@@ -302,6 +302,9 @@ def test_dirty_repo_is_refused_then_force_keeps_the_uncommitted_work(tmp_path, e
     message = refused.stderr.strip()
     assert "\n" not in message and "uncommitted" in message and "--force" in message
     assert snapshot(root) == before
+    dry = secure_ml(["retrofit", str(root), "--dry-run"], env)  # reads only: allowed, with a note
+    assert "the real run needs them committed, or --force" in dry.stdout
+    assert snapshot(root) == before
     forced = secure_ml(["retrofit", str(root), "--force"], env)
     assert "add      dvc.yaml" in forced.stdout
     assert (root / "train.py").read_bytes() == before["train.py"]

@@ -56,7 +56,7 @@ def run_retrofit(args) -> int:
 
     root = retrofit.validate_root(args.path)
     dirty = retrofit.uncommitted(root)
-    if dirty and not args.force:
+    if dirty and not args.force and not args.dry_run:
         print(f"secure-ml retrofit: {args.path} has {len(dirty)} uncommitted change(s) (e.g. {dirty[0]}); "
               "commit or stash them first so the retrofit is one reviewable diff, or pass --force",
               file=sys.stderr)
@@ -70,6 +70,8 @@ def run_retrofit(args) -> int:
     plan = retrofit.retrofit(root, answers, dry_run=args.dry_run)
     print(f"Retrofit plan for {root}{' (dry run: nothing is changed)' if args.dry_run else ''}")
     print("\n".join(plan.lines()))
+    if dirty and args.dry_run and not args.force:
+        print(f"note: {len(dirty)} uncommitted change(s): the real run needs them committed, or --force")
     print()
     print("check before:")
     print(check.render(before, "table", root))
