@@ -206,3 +206,16 @@ def test_the_wheel_carries_the_template_and_runs_without_a_clone(tmp_path, bake)
     repo.mkdir()
     done = run([sys.executable, "-m", "secure_ml_template", "retrofit", str(repo)], tmp_path, env=env)
     assert "add      dvc.yaml" in done.stdout and (repo / "dvc.yaml").is_file()
+
+
+@pytest.mark.parametrize("args, words", [
+    ([], ["required", "command"]),
+    (["check"], ["required", "path"]),
+    (["check", ".", "--min-score", "x"], ["--min-score", "x"]),
+    (["retrofit", ".", "--ci", "jenkins"], ["--ci", "jenkins"]),
+])
+def test_bad_arguments_are_one_line_and_exit_2(args, words):
+    done = run([sys.executable, "-m", "secure_ml_template", *args], TEMPLATE, env=ENV, check=False)
+    assert done.returncode == 2 and done.stdout == ""
+    line = done.stderr.strip()
+    assert "\n" not in line and all(w in line for w in words) and "--help" in line

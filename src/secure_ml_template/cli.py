@@ -10,11 +10,18 @@ from secure_ml_template import check
 from secure_ml_template.template import UsageError
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad arguments: one line saying what is wrong and where the help is, exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
+    top = OneLineParser(
         prog="secure-ml",
         description="Audit an ML repository against the secure ML template's controls, or add them to it.")
-    sub = top.add_subparsers(dest="command", required=True)
+    sub = top.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     audit = sub.add_parser("check", help="audit a repository (reads only)")
     audit.add_argument("path", help="the repository's folder")
