@@ -415,3 +415,16 @@ def test_pyproject_merge_skips_a_tool_configured_in_its_own_file():
     template = "[tool.ruff]\nline-length = 100\n\n[tool.bandit]\nexclude_dirs = ['tests']\n"
     _, description = merge.pyproject("[project]\nname = 'x'\n", template, frozenset({"ruff"}))
     assert description == "append [tool.bandit]"
+
+
+def test_nothing_is_written_through_a_link_out_of_the_repository(tmp_path, env):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "linked"
+    root.mkdir()
+    (root / "train.py").write_text("print('train')\n")
+    (root / "docs").symlink_to(outside, target_is_directory=True)
+    done = secure_ml(["retrofit", str(root)], env)
+    assert "skip     docs/index.md: a file or a link stands where its folder would go" in done.stdout
+    assert list(outside.iterdir()) == []
+    assert (root / "dvc.yaml").is_file()

@@ -55,10 +55,12 @@ class Plan:
         out += [f"  merge    {p}: {d}" for p, (d, _) in self.merge.items()]
         out += [f"  propose  {p} exists: the template's version goes to {q} (review and merge it by hand)"
                 for p, q in self.propose]
-        kept = len(self.unchanged)
+        routine = ("identical", "proposal already present", "already has what the template would merge")
+        kept = [p for p, why in self.unchanged if why in routine]
         if kept:
-            out.append(f"  keep     {kept} existing files left as they are (identical to the template, "
-                       "or their proposal is already there)")
+            out.append(f"  keep     {len(kept)} existing files left as they are (identical to the template, "
+                       "already merged, or their proposal is already there)")
+        out += [f"  skip     {p}: {why}" for p, why in self.unchanged if why not in routine]
         return out
 
 
@@ -147,8 +149,10 @@ def make_plan(root: Path, rendered: Path, answers: dict) -> Plan:
                                      if any((root / n).is_file() for n in names))
     for rel in rendered_files(rendered):
         source, target = rendered / rel, root / rel
-        if any(parent.is_file() for parent in list(target.parents)[:-1] if root in parent.parents):
-            plan.unchanged.append((rel, "a file stands where its folder would go"))
+        parents = [p for p in target.parents if root in p.parents]
+        if any(p.is_symlink() or (p.exists() and not p.is_dir()) for p in parents):
+            # Never write through a link: it may lead out of the repository.
+            plan.unchanged.append((rel, "a file or a link stands where its folder would go"))
             continue
         if not os.path.lexists(target):
             plan.add.append(rel)
@@ -196,17 +200,15 @@ def apply(root: Path, rendered: Path, plan: Plan) -> None:
         probe = target if rel in plan.merge else next(p for p in target.parents if p.exists())
         if not os.access(probe, os.W_OK):
             raise UsageError(f"cannot write {rel} ({probe} is not writable); nothing was changed")
+    for rel, (_, text) in plan.merge.items():
+        if not merge.keeps_lines((root / rel).read_text(encoding="utf-8"), text):
+            raise RuntimeError(f"refusing to write {rel}: the merge would drop a line; nothing was changed")
     for rel in plan.add:
         _create(root / rel, rendered / rel)
     for rel, proposal in plan.propose:
         _create(root / proposal, rendered / rel)
     for rel, (_, text) in plan.merge.items():
-        path = root / rel
-        old = path.read_bytes()
-        data = text.encode("utf-8")
-        if not merge.keeps_lines(old.decode("utf-8"), text):
-            raise RuntimeError(f"refusing to write {rel}: the merge would drop a line")
-        path.write_bytes(data)
+        (root / rel).write_bytes(text.encode("utf-8"))
 
 
 def _create(target: Path, source: Path) -> None:
