@@ -285,7 +285,7 @@ class Lab:
         saved = {p: p.read_bytes() for p in kept if p.exists()}
         try:
             self.paths.params.write_text(yaml.safe_dump(params, sort_keys=False), "utf-8")
-            done = subprocess.run(  # noqa: S603  # nosec B603
+            done = subprocess.run(  # noqa: S603  # nosec B603  # own stage, fixed args, no shell
                 [sys.executable, "-m", self.package, "prepare"], cwd=self.copy,
                 env=_env(self.copy), capture_output=True, text=True, check=False, timeout=300)
             header = self.paths.train_csv.read_text("utf-8").splitlines()[0]
