@@ -43,8 +43,8 @@ def tree(root: Path) -> dict[str, bytes]:
             if p.is_file() and ".git" not in p.relative_to(root).parts and p.name != ".cruft.json"}
 
 
-def cruft_create(clone: Path, out: Path, env, checkout: str | None = None) -> Path:
-    args = [str(BIN / "cruft"), "create", "--no-input", "--output-dir", str(out)]
+def cruft_create(clone: Path, out: Path, env, checkout: str | None = None, extra=()) -> Path:
+    args = [str(BIN / "cruft"), "create", "--no-input", "--output-dir", str(out), *extra]
     if checkout:
         args += ["--checkout", checkout]
     run([*args, str(clone)], out.parent, env=env)
@@ -70,18 +70,26 @@ def test_generated_ci_runs_cruft_check(bake, ci):
     assert "cruft==" in (project / "requirements" / "lock.txt").read_text()
 
 
-def test_cruft_update_from_an_older_commit_applies_cleanly(tmp_path, clone, env):
-    log = run(["git", "log", "--reverse", "--format=%H", "-S", CRUFT_READY, "--",
-               "{{cookiecutter.project_slug}}/pyproject.toml"], clone, env=env).stdout.split()
-    assert log, "no commit of the template has [tool.cruft] in the generated pyproject.toml"
-    old = log[0]
+@pytest.mark.parametrize("start", ["first-cruft-ready-commit", "foundation-commit"])
+def test_cruft_update_from_an_older_commit_applies_cleanly(tmp_path, clone, env, start):
+    """From the first commit whose pyproject.toml tells cruft to skip .git, as a user of plain
+    `cruft create` gets it; and from the very first commit of this repository, whose projects
+    need `cruft create --skip .git` (their pyproject.toml predates [tool.cruft])."""
+    if start == "foundation-commit":
+        old = run(["git", "rev-list", "--max-parents=0", "HEAD"], clone, env=env).stdout.split()[0]
+        skip = ["--skip", ".git"]
+    else:
+        log = run(["git", "log", "--reverse", "--format=%H", "-S", CRUFT_READY, "--",
+                   "{{cookiecutter.project_slug}}/pyproject.toml"], clone, env=env).stdout.split()
+        assert log, "no commit of the template has [tool.cruft] in the generated pyproject.toml"
+        old, skip = log[0], []
     new = run(["git", "rev-parse", "HEAD"], clone, env=env).stdout.strip()
     assert old != new, "HEAD is the first cruft-ready commit: there is no older commit to update from"
     changed = run(["git", "diff", "--name-only", old, new, "--", "{{cookiecutter.project_slug}}",
                    "hooks", "cookiecutter.json"], clone, env=env).stdout.split()
     assert changed, f"the template did not change between {old[:8]} and {new[:8]}"
 
-    project = cruft_create(clone, tmp_path / "old", env, checkout=old)
+    project = cruft_create(clone, tmp_path / "old", env, checkout=old, extra=skip)
     run(["git", "add", ".cruft.json"], project, env=env)
     run(["git", "commit", "--quiet", "--no-verify", "-m", "Link to the template with cruft"], project, env=env)
     outdated = run([str(BIN / "cruft"), "check"], project, env=env, check=False)
