@@ -219,3 +219,10 @@ def test_bad_arguments_are_one_line_and_exit_2(args, words):
     assert done.returncode == 2 and done.stdout == ""
     line = done.stderr.strip()
     assert "\n" not in line and all(w in line for w in words) and "--help" in line
+
+
+def test_fresh_project_without_ci_has_its_scanners_partial_and_the_rest_present(bake):
+    rows = report(bake(ci_provider="none"))["controls"]
+    partial = {r["id"] for r in rows if r["status"] == "partial"}
+    assert partial == {"scan-bandit", "scan-secrets", "scan-pip-audit", "scan-model-files", "scan-ruff"}
+    assert {r["id"] for r in rows if r["status"] == "missing"} == {"ci-hardened"}
