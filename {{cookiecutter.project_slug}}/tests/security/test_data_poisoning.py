@@ -151,3 +151,39 @@ def test_train_runs_only_after_validate_passed():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     assert "reports/validation.json" in stages["validate"]["outs"]
     assert "reports/validation.json" in stages["train"]["deps"]
+
+
+@pytest.mark.integration
+def test_dvc_repro_stops_at_validate_and_never_trains_on_poisoned_data(tmp_path, frames):
+    """End to end: a raw CSV with flipped-label copies goes through the real `dvc repro`."""
+    import os
+    import subprocess
+    import sys
+
+    skip = shutil.ignore_patterns(
+        ".venv", ".git", "data", "models", "reports", "mlflow.db*", "mlartifacts", "mlruns",
+        "cache", "tmp", "site", "__pycache__", ".pytest_cache", ".ruff_cache", "keys")
+    copy = tmp_path / "project"
+    shutil.copytree(ROOT, copy, ignore=skip)
+    train = pd.concat(frames, ignore_index=True)
+    copies = train.sample(15, random_state=4)
+    raw = pd.concat([train, copies.assign(**{LABEL: 1 - copies[LABEL]})], ignore_index=True)
+    (copy / "raw").mkdir()
+    raw.to_csv(copy / "raw" / "records.csv", index=False)
+    params = yaml.safe_load((copy / "params.yaml").read_text())
+    params["data"]["raw_csv"] = "raw/records.csv"
+    (copy / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MLFLOW_TRACKING", "PROJECT_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    subprocess.run(["git", "init", "-q"], cwd=copy, check=True)
+    done = subprocess.run(["dvc", "repro"], cwd=copy, env=env, capture_output=True, text=True,
+                          check=False)
+    log = done.stdout + done.stderr
+    assert done.returncode != 0, log
+    assert "Running stage 'validate'" in log and "Running stage 'train'" not in log
+    assert not (copy / "models" / "model.skops").exists()
+    report = json.loads((copy / "reports" / "validation.json").read_text())
+    assert report["passed"] is False
+    assert any(r["rule"].startswith("conflicting duplicate")
+               for part in ("train", "test") for r in report[part]["rejected_rows"])
