@@ -452,13 +452,17 @@ def data_card_facts(root: Path, params: dict[str, Any]) -> str:
     out = ["### Source\n"]
     pipeline = (read_yaml(root / "dvc.yaml", "") if (root / "dvc.yaml").is_file() else None) or {}
     prepare = (pipeline.get("stages") or {}).get("prepare") or {}
+    raw = data.get("raw_csv")
+    source = (("Raw data file (`data.raw_csv`)", Raw(f"`{raw}`")) if raw else
+              ("Data set (`data.dataset`)", f"{data.get('dataset')} (bundled with scikit-learn, "
+               "no download)"))
     out.append(table(("fact", "value"), [
-        ("Data set (`data.dataset`)", data.get("dataset")),
+        source,
         ("Loaded by", Raw(f"`{prepare.get('cmd', '-')}` (DVC stage `prepare`)")),
         ("Test share (`data.test_size`)", data.get("test_size")),
         ("Split seed (`data.seed`)", data.get("seed")),
         *[(f"`data.{k}`", v) for k, v in sorted(data.items())
-          if k not in ("dataset", "test_size", "seed")],
+          if k not in ("dataset", "test_size", "seed", "raw_csv")],
     ]))
     out.append("### Schema\n")
     profile = read_json(root / "reference" / "data_profile.json")
