@@ -26,6 +26,7 @@ COMMON_FILES = {
     "scripts/security/audit-ignores.txt",
     "scripts/security/block_dvc_outs.py",
     "scripts/security/gates.py",
+    "tests/security/test_security_gates.py",
     ".dvc/.gitignore",
     ".dvc/config",
     ".dvcignore",
