@@ -35,6 +35,7 @@ AUDIT_OPT_OUT = "SECURITY_AUDIT_OFFLINE_OK"
 # Folders no gate walks: the virtualenv, git's and DVC's object stores, caches, build output.
 SKIP_DIRS = {
     "keys",  # the local signing key (gitignored, never committed): secrets belong there
+    "docs/generated",  # make docs copies repository files here; they are scanned at the source
     ".venv",
     ".git",
     ".dvc/cache",
