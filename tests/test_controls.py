@@ -51,6 +51,13 @@ def test_make_controls_names_the_control_whose_file_or_test_is_gone_or_failing(
     installed_project, tmp_path
 ):
     copy = scratch(installed_project, tmp_path)
+    # Keep the controls proven by fast tests (the full registry already ran in the test above).
+    data = yaml.safe_load((copy / "controls.yaml").read_text())
+    data["controls"] = [c for c in data["controls"] if all(
+        t.startswith(("tests/unit/", "tests/security/test_inference_")) for t in c["tests"])]
+    assert {"ACCESS-CONTROL", "AUDIT-LOG", "ANOMALY-GUARD", "CONFIDENCE-OBSCURE"} <= {
+        c["id"] for c in data["controls"]}
+    (copy / "controls.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     (copy / f"src/{PACKAGE}/serve.py").unlink()                      # a file removed
     http = copy / "tests/security/test_inference_http.py"            # a test removed
     http.write_text(http.read_text().replace(
@@ -68,7 +75,7 @@ def test_make_controls_names_the_control_whose_file_or_test_is_gone_or_failing(
     assert table["ANOMALY-GUARD"].startswith("FAILED: ")
     assert "test_nan_and_infinity_are_rejected (failed)" in table["ANOMALY-GUARD"]
     # Controls whose evidence is intact are still proven in the same run.
-    assert table["CONFIDENCE-OBSCURE"] == "ok" and table["MODEL-INTEGRITY"] == "ok", table
+    assert table["CONFIDENCE-OBSCURE"] == "ok", table
     for ident in ("ACCESS-CONTROL", "AUDIT-LOG", "ANOMALY-GUARD"):
         assert f"control {ident} is not proven" in done.stderr
 
