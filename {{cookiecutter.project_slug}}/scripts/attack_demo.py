@@ -68,6 +68,9 @@ def scratch_copy(root: Path, target: Path) -> Path:
         return copy
     print("no pipeline outputs to copy: running dvc repro in the scratch copy (about a minute)")
     env = _env(copy)
+    if (root / "keys").is_dir() and not env.get("MODEL_SIGNING_KEY_DIR"):
+        # The private signing key stays out of the copy: train signs with it where it is.
+        env["MODEL_SIGNING_KEY_DIR"] = str(root / "keys")
     steps = (["git", "init", "-q"], ["git", "add", "-A"],
              ["git", "-c", "user.name=attack-demo", "-c", "user.email=demo@localhost", "commit",
               "-q", "--no-verify", "-m", "scratch copy"],
@@ -342,33 +345,38 @@ def _membership_score(answer: dict[str, Any], label: Any, rank: dict[str, int]) 
     return float(level) if answer["label"] == label else -float(level)
 
 
-ATTACKS: list[tuple[str, str, str]] = [
-    # (attack, method, the AI Exchange control that should stop it)
-    ("poisoned rows", "poisoned_rows", "DATA QUALITY CONTROL"),
-    ("flipped-label batch", "flipped_labels", "DATA QUALITY CONTROL"),
-    ("tampered model byte", "tampered_byte", "SUPPLY CHAIN MANAGE"),
-    ("malicious pickle swapped in", "malicious_pickle", "SUPPLY CHAIN MANAGE"),
-    ("out-of-range input", "out_of_range", "EVASION INPUT HANDLING"),
-    ("NaN / infinity / wrong type", "malformed", "ANOMALOUS INPUT HANDLING"),
-    ("oversized input", "oversized", "EVASION INPUT HANDLING"),
-    ("query without a token", "no_token", "MODEL ACCESS CONTROL"),
-    ("request flood", "flood", "RATE LIMIT"),
-    ("membership-inference probe", "membership_probe", "OBSCURE CONFIDENCE"),
-    ("evasion attack on the model", "evasion", "EVASION ROBUST MODEL"),
-    ("personal data in the raw data", "personal_data", "DATA MINIMIZE"),
+ATTACKS: list[tuple[str, str, str, str]] = [
+    # (attack, method, the AI Exchange control that should stop it, the module that does)
+    ("poisoned rows", "poisoned_rows", "DATA QUALITY CONTROL", "validate"),
+    ("flipped-label batch", "flipped_labels", "DATA QUALITY CONTROL", "validate"),
+    ("tampered model byte", "tampered_byte", "SUPPLY CHAIN MANAGE", "model_io"),
+    ("malicious pickle swapped in", "malicious_pickle", "SUPPLY CHAIN MANAGE", "model_io"),
+    ("out-of-range input", "out_of_range", "EVASION INPUT HANDLING", "inference"),
+    ("NaN / infinity / wrong type", "malformed", "ANOMALOUS INPUT HANDLING", "inference"),
+    ("oversized input", "oversized", "EVASION INPUT HANDLING", "serve"),
+    ("query without a token", "no_token", "MODEL ACCESS CONTROL", "serve"),
+    ("request flood", "flood", "RATE LIMIT", "serve"),
+    ("membership-inference probe", "membership_probe", "OBSCURE CONFIDENCE", "inference"),
+    ("evasion attack on the model", "evasion", "EVASION ROBUST MODEL", "robustness"),
+    ("personal data in the raw data", "personal_data", "DATA MINIMIZE", "privacy"),
 ]
 
 
-def controls_by_exchange(copy: Path) -> dict[str, list[str]]:
+def credited(registry: list[dict[str, Any]], exchange: str, module: str) -> list[str]:
+    """The registered controls with this AI Exchange name; when several, those that list
+    the module that stopped the attack among their files."""
+    named = [c for c in registry if c["exchange"] == exchange]
+    listing = [c for c in named if any(f.endswith(f"/{module}.py") for f in c["files"])]
+    return [c["id"] for c in (listing or named)]
+
+
+def load_controls(copy: Path) -> list[dict[str, Any]]:
     try:
         registry = runpy.run_path(str(copy / "scripts" / "controls.py"))["load_registry"](copy)
     except ValueError as error:  # RegistryError: controls.yaml breaks its schema
         raise SystemExit(f"attack-demo: controls.yaml is invalid, fix it first "
                          f"(python scripts/controls.py --no-tests):\n{error}") from error
-    found: dict[str, list[str]] = {}
-    for control in registry:
-        found.setdefault(control["exchange"], []).append(control["id"])
-    return found
+    return registry
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -380,15 +388,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         copy = scratch_copy(ROOT, workdir)
         os.environ["PROJECT_ROOT"] = str(copy)  # every lookup of the project root: the copy
-        registry = controls_by_exchange(copy)
+        registry = load_controls(copy)
         lab = Lab(copy)
         results = []
-        for title, method, exchange in ATTACKS:
+        for title, method, exchange, module in ATTACKS:
             try:
                 stopped, evidence = getattr(lab, method)()
             except Exception as error:  # an attack that crashed proves nothing
                 stopped, evidence = False, f"attack crashed: {type(error).__name__}: {error}"
-            controls = registry.get(exchange, [])
+            controls = credited(registry, exchange, module)
             if not controls:
                 status = "control missing"
             else:
