@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -80,28 +81,46 @@ def verify_model(path: Path, manifest: Path) -> dict[str, Any]:
     return record
 
 
-def verify_signature(path: Path) -> bool:
-    """Check the model's signature when a public key is configured; False when none is."""
+def verify_signature(path: Path, data: bytes | None = None) -> bool:
+    """Check the model's signature when a public key is configured; False when none is.
+
+    The bytes (`data`, or the file read once) are checked from a private copy, so the bytes
+    that pass are the bytes the caller loads, even if another process swaps the file.
+    """
     keys = signing.find_keys()
     if keys.public is None:
         log.warning("no public key (%s): the signature of %s is not checked; relying on the "
                     "SHA-256 manifest only (run 'make setup' to create a key pair)",
                     keys.describe(), Path(path).name)
         return False
-    try:
-        signing.verify(Path(path), keys)
-    except signing.SignatureError as error:
-        raise ModelIntegrityError(str(error)) from error
+    data = Path(path).read_bytes() if data is None else data
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / Path(path).name
+        copy.write_bytes(data)
+        try:
+            signing.verify(copy, keys, signature=signing.signature_path(path))
+        except signing.SignatureError as error:
+            raise ModelIntegrityError(str(error).replace(str(copy), str(path))) from error
     return True
 
 
 def load_model(path: Path, manifest: Path) -> Any:
     """Verify signature and digest, then load with skops trusting only its defaults plus
-    TRUSTED_TYPES."""
-    verify_signature(path)
-    verify_model(path, manifest)
-    untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
+    TRUSTED_TYPES. The file is read once: every check and the load use the same bytes."""
+    data = Path(path).read_bytes()
+    verify_signature(path, data)
+    if not manifest.is_file():
+        raise ModelIntegrityError(f"no manifest {manifest}: refusing to load {path} unverified")
+    record = json.loads(manifest.read_text(encoding="utf-8"))
+    actual = hashlib.sha256(data).hexdigest()
+    if not hmac.compare_digest(actual, str(record.get("sha256", ""))):
+        raise ModelIntegrityError(
+            f"{path} has SHA-256 {actual[:16]}..., its manifest says "
+            f"{str(record.get('sha256'))[:16]}...: the file was changed; refusing to load it "
+            "(restore it with 'dvc checkout' or retrain with 'make pipeline')"
+        )
+    untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in TRUSTED_TYPES]
     if untrusted:
         raise ModelIntegrityError(
             f"{path} holds types that are not trusted: {', '.join(untrusted)}")
-    return sio.load(path, trusted=TRUSTED_TYPES)
+    return sio.loads(data, trusted=TRUSTED_TYPES)

@@ -122,11 +122,12 @@ def is_unsigned(signature: Path) -> bool:
         return False
 
 
-def verify(model: Path, keys: Keys) -> None:
-    """Raise SignatureError unless the model's signature verifies with the public key."""
+def verify(model: Path, keys: Keys, signature: Path | None = None) -> None:
+    """Raise SignatureError unless the model's signature (default: model.sig beside it)
+    verifies with the public key."""
     if keys.public is None:
         raise SignatureError(f"no public key to verify {model} with ({keys.describe()})")
-    signature = signature_path(model)
+    signature = signature or signature_path(model)
     fix = "restore the files with 'dvc checkout' or retrain with 'make pipeline'"
     if not signature.is_file():
         raise SignatureError(
