@@ -202,7 +202,7 @@ def apply(root: Path, rendered: Path, plan: Plan) -> None:
             raise UsageError(f"cannot write {rel} ({probe} is not writable); nothing was changed")
     for rel, (_, text) in plan.merge.items():
         if not merge.keeps_lines((root / rel).read_text(encoding="utf-8"), text):
-            raise RuntimeError(f"refusing to write {rel}: the merge would drop a line; nothing was changed")
+            raise UsageError(f"refusing to write {rel}: the merge would drop a line; nothing was changed")
     for rel in plan.add:
         _create(root / rel, rendered / rel)
     for rel, proposal in plan.propose:
