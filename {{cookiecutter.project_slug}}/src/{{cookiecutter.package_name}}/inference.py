@@ -156,6 +156,14 @@ class Predictor:
         self.schema = load_schema(self.paths, float(params["validate"]["range_margin"]))
         self.model = load_model(self.paths.model, self.paths.model_manifest)
         self.classes = list(self.model.classes_)
+        trained = [str(n) for n in getattr(self.model, "feature_names_in_", [])]
+        profiled = [feature.name for feature in self.schema]
+        if trained and sorted(trained) != sorted(profiled):
+            raise SettingsError(
+                "the model was trained on other features than reference/data_profile.json "
+                "lists: retrain (make pipeline) or restore the profile it was trained with"
+            )
+        self.columns = trained or profiled
 
     @property
     def max_rows(self) -> int:
@@ -166,7 +174,7 @@ class Predictor:
 
     def predict(self, rows: Any) -> list[dict[str, Any]]:
         """Check the batch (InputError on the first broken rule), then answer per row."""
-        frame = self.check(rows)
+        frame = self.check(rows)[self.columns]
         probabilities = self.model.predict_proba(frame)
         mode = self.settings["confidence"]
         return [coarse(list(row), self.classes, mode) for row in probabilities]

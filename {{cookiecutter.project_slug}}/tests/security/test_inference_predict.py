@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -107,6 +108,16 @@ def test_predictor_refuses_a_tampered_model(tmp_path, frames, params):
     data[len(data) // 2] ^= 0x01
     root.model.write_bytes(bytes(data))
     with pytest.raises(ModelIntegrityError):
+        Predictor(root)
+
+
+def test_a_profile_that_does_not_match_the_model_is_refused(tmp_path, frames, params):
+    root = make_root(tmp_path / "p", frames[0], params)
+    profile = root.root / "reference" / "data_profile.json"
+    data = json.loads(profile.read_text())
+    data["features"]["extra_feature"] = {"min": 0.0, "max": 1.0}
+    profile.write_text(json.dumps(data))
+    with pytest.raises(SettingsError, match="other features"):
         Predictor(root)
 
 
