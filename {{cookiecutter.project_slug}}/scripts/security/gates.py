@@ -502,16 +502,29 @@ def gate_ci() -> tuple[str, str]:
         files = [rel(p) for p in sorted(workflows.glob("*.y*ml"))]
         checked += files
         for persona in ("regular", "auditor"):
-            done = run([tool("zizmor"), "--offline", f"--persona={persona}", ".github/"])
-            lines = done.stdout.splitlines()
-            for number, line in enumerate(lines):
-                if re.match(r"^(error|warning|help|info)\[", line):
-                    where = next(
-                        (x.strip() for x in lines[number + 1 : number + 3] if "-->" in x), ""
-                    )
-                    problems.append(f"zizmor ({persona}): {line.strip()} {where}")
-            if done.returncode not in (0, 14) or (done.returncode == 14 and not problems):
+            # JSON output: plain output changes with the terminal and CI variables (colours).
+            done = run(
+                [tool("zizmor"), "--offline", "--format=json", f"--persona={persona}", ".github/"]
+            )
+            try:
+                findings = json.loads(done.stdout or "[]")
+            except json.JSONDecodeError:
+                findings = None
+            if findings is None or done.returncode not in (0, 14) or (
+                done.returncode == 14 and not findings
+            ):
                 return NOT_RUN, f"zizmor exited {done.returncode}: {done.stderr.strip()[-300:]}"
+            for finding in findings:
+                if finding.get("ignored"):
+                    continue
+                where = ""
+                for location in finding.get("locations", [])[:1]:
+                    path = location["symbolic"]["key"].get("Local", {}).get("verbatim_path", "")
+                    row = location["concrete"]["location"]["start_point"]["row"] + 1
+                    where = f"{path}:{row}"
+                problems.append(
+                    f"zizmor ({persona}): {finding['ident']}: {finding['desc']} {where}".rstrip()
+                )
         schema = run(
             [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files]
         )
