@@ -48,3 +48,18 @@ def test_second_pipeline_is_a_no_op(piped_project):
 def test_generated_test_suite_passes(piped_project):
     done = run(["make", "test"], piped_project)
     assert re.search(r"\d+ passed", done.stdout) and " failed" not in done.stdout
+
+
+def test_setup_creates_the_signing_key_pair_outside_git_and_the_pipeline_signs(piped_project):
+    import stat
+
+    private = piped_project / "keys" / "model-signing.key"
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert (piped_project / "keys" / "model-signing.pub").is_file()
+    assert run(["git", "check-ignore", "-q", "keys/model-signing.key"], piped_project).returncode == 0
+    signature = json.loads((piped_project / "models" / "model.sig").read_text())
+    assert "dsseEnvelope" in signature, "the model carries a model-signing bundle"
+    manifest = json.loads((piped_project / "models" / "model.json").read_text())
+    assert manifest["signature"] == "model.sig"
+    for report in ("robustness", "privacy", "pii", "validation"):
+        assert json.loads((piped_project / "reports" / f"{report}.json").read_text())["passed"]
