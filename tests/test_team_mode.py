@@ -549,6 +549,58 @@ print(json.dumps(out))
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("team-mode")
+def test_a_team_member_account_as_docs_describe_can_log_and_register(connected, server, server_venv):
+    """docs/team-stack.md's account snippet (run with the server's packages, as in the container):
+    the new user passes the pipeline's check, logs a run and registers a version; a user
+    without grants only reads."""
+    record = json.loads((connected / "reports/mlflow_run.json").read_text())
+    docs = (connected / "docs/team-stack.md").read_text()
+    snippet = re.search(r"mlflow python - <<'EOF'\n(.*?)\nEOF\n", docs, re.S).group(1)
+    member = "member-" + secrets.token_hex(3)
+    admin = clean_env(MLFLOW_TRACKING_URI=server.url, MLFLOW_TRACKING_USERNAME="admin",
+                      MLFLOW_TRACKING_PASSWORD=server.password, NEW_USER=member,
+                      EXPERIMENT_ID=record["experiment_id"])
+    done = sh([str(server_venv / "bin/python"), "-c", snippet], connected, env=admin)
+    password = re.search(rf"created {member}; initial password .*: ([0-9a-f]+)$", done.stdout, re.M).group(1)
+    as_member = {"MLFLOW_TRACKING_USERNAME": member, "MLFLOW_TRACKING_PASSWORD": password}
+    done = sh([str(connected / ".venv/bin/python"), "-m", f"{PACKAGE}.tracking"], connected,
+              env=env_of(connected, **as_member))
+    assert "accepts our credentials" in done.stdout
+    found = in_project(connected, f"""
+import json
+from mlflow.tracking import MlflowClient
+client = MlflowClient()
+run = client.create_run({record['experiment_id']!r})
+client.log_metric(run.info.run_id, "x", 1.0)
+client.set_terminated(run.info.run_id)
+version = client.create_model_version({SLUG!r}, f"runs:/{{run.info.run_id}}/model", run.info.run_id)
+print(json.dumps({{"version": version.version}}))
+""", **as_member)
+    assert int(found["version"]) >= 2
+    # Without the grants a signed-in user only reads (default_permission = READ in serve.sh).
+    reader, reader_password = "reader-" + secrets.token_hex(3), secrets.token_hex(12)
+    sh([str(server_venv / "bin/python"), "-c",
+        "import os, sys; from mlflow.server.auth.client import AuthServiceClient; "
+        "AuthServiceClient(os.environ['MLFLOW_TRACKING_URI']).create_user(sys.argv[1], sys.argv[2])",
+        reader, reader_password], connected, env=admin)
+    found = in_project(connected, f"""
+import json
+from mlflow.tracking import MlflowClient
+client = MlflowClient()
+client.get_experiment({record['experiment_id']!r})
+try:
+    client.create_run({record['experiment_id']!r})
+    outcome = "created"
+except Exception as error:
+    outcome = str(error)[:300]
+print(json.dumps({{"outcome": outcome}}))
+""", MLFLOW_TRACKING_USERNAME=reader, MLFLOW_TRACKING_PASSWORD=reader_password)
+    assert found["outcome"] != "created", found
+    assert "403" in found["outcome"] or "PERMISSION" in found["outcome"].upper(), found
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("team-mode")
 def test_bad_credentials_or_missing_uri_stop_the_pipeline_naming_the_fix(connected, server):
     done = sh(["make", "pipeline"], connected, env=clean_env(MLFLOW_TRACKING_PASSWORD="wrong-password"),
               check=False, timeout=60)
