@@ -118,3 +118,34 @@ def test_the_matrix_is_rendered_from_the_registry(installed_project):
     code = ("import runpy, sys; from pathlib import Path; "
             f"print(runpy.run_path({script!r})['render_matrix'](Path({str(installed_project)!r})))")
     assert run([python, "-c", code], installed_project).stdout.strip() == matrix.strip()
+
+
+def test_only_a_passing_test_proves_a_control(installed_project, tmp_path):
+    """A skipped, an expected-to-fail or a failing test proves nothing; a pass does."""
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "impl.py").write_text("X = 1\n")
+    (tmp_path / "tests/test_x.py").write_text(
+        "import pytest\n\n"
+        "def test_pass():\n    assert True\n\n"
+        "@pytest.mark.parametrize('n', [1, 2])\ndef test_param(n):\n    assert n\n\n"
+        "@pytest.mark.skip(reason='not today')\ndef test_skipped():\n    assert True\n\n"
+        "@pytest.mark.xfail(reason='known')\ndef test_xfail():\n    assert False\n\n"
+        "def test_fail():\n    assert False\n"
+    )
+    entries = {"PASSING": ["test_pass", "test_param"], "SKIPPING": ["test_pass", "test_skipped"],
+               "XFAILING": ["test_xfail"], "FAILING": ["test_fail"]}
+    registry = {"controls": [
+        {"id": ident, "title": "t", "guide_risk": "Data poisoning",
+         "exchange": "DATA QUALITY CONTROL", "files": ["impl.py"],
+         "tests": [f"tests/test_x.py::{name}" for name in names]}
+        for ident, names in entries.items()]}
+    (tmp_path / "controls.yaml").write_text(yaml.safe_dump(registry, sort_keys=False))
+    python = str(installed_project / ".venv/bin/python")
+    script = str(installed_project / "scripts/controls.py")
+    done = run([python, script, "--root", str(tmp_path)], tmp_path, check=False)
+    table = rows(done.stdout)
+    assert done.returncode == 1
+    assert table["PASSING"] == "ok", done.stdout
+    assert table["SKIPPING"] == "FAILED: tests/test_x.py::test_skipped (skipped)"
+    assert table["XFAILING"] == "FAILED: tests/test_x.py::test_xfail (skipped)"
+    assert table["FAILING"] == "FAILED: tests/test_x.py::test_fail (failed)"
