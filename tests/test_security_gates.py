@@ -141,10 +141,16 @@ def test_secrets_gate_finds_an_aws_key_in_an_untracked_settings_file(scratch):
     assert "FAIL secrets" in output
 
 
-def test_secrets_gate_finds_a_key_in_an_ignored_env_file(scratch):
+def test_secrets_gate_leaves_the_ignored_env_alone_but_finds_it_once_tracked(scratch):
+    # Team mode keeps its credentials in the git-ignored .env on purpose: that is no finding.
     (scratch / ".env").write_text("AWS_ACCESS_KEY_ID=AKIAI44QH8DHBEXAMPLE\n")
     code, output = gate(scratch, "secrets")
+    assert code == 0 and "PASS secrets" in output, output
+    # Forced into git, the same file is a committed credential: the gate must fail.
+    run(["git", "add", "-f", ".env"], scratch)
+    code, output = gate(scratch, "secrets")
     assert code != 0 and ".env:1: AWS Access Key" in output, output
+    run(["git", "rm", "-q", "--cached", ".env"], scratch)
 
 
 def test_pre_commit_blocks_a_secret_and_a_dvc_tracked_file(scratch):
