@@ -198,8 +198,10 @@ FIXTURES = {
 
 def own_tests_pass(root: Path, tests: list[str], env) -> None:
     if tests:
+        # No __pycache__ left behind: these fixtures, like some real repos, ignore nothing,
+        # and stray bytecode would read as the team's uncommitted work.
         run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], root,
-            env={**env, "PYTHONPATH": "src"})
+            env={**env, "PYTHONPATH": "src", "PYTHONDONTWRITEBYTECODE": "1"})
 
 
 @pytest.mark.parametrize("name", FIXTURES)

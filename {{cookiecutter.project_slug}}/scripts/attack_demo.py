@@ -39,10 +39,28 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SKIP = (".git", ".venv", ".dvc/cache", ".dvc/tmp", "mlflow.db", "mlartifacts", "mlruns", "site",
-        "dvc_plots", ".pytest_cache", ".ruff_cache", "__pycache__", "model-signing.key")
-PIPELINE_OUTPUTS = ("models/model.skops", "models/model.json", "data/prepared/train.csv",
-                    "data/prepared/test.csv", "dvc.lock")
+SKIP = (
+    ".git",
+    ".venv",
+    ".dvc/cache",
+    ".dvc/tmp",
+    "mlflow.db",
+    "mlartifacts",
+    "mlruns",
+    "site",
+    "dvc_plots",
+    ".pytest_cache",
+    ".ruff_cache",
+    "__pycache__",
+    "model-signing.key",
+)
+PIPELINE_OUTPUTS = (
+    "models/model.skops",
+    "models/model.json",
+    "data/prepared/train.csv",
+    "data/prepared/test.csv",
+    "dvc.lock",
+)
 
 
 class Payload:
@@ -71,24 +89,48 @@ def scratch_copy(root: Path, target: Path) -> Path:
     if (root / "keys").is_dir() and not env.get("MODEL_SIGNING_KEY_DIR"):
         # The private signing key stays out of the copy: train signs with it where it is.
         env["MODEL_SIGNING_KEY_DIR"] = str(root / "keys")
-    steps = (["git", "init", "-q"], ["git", "add", "-A"],
-             ["git", "-c", "user.name=attack-demo", "-c", "user.email=demo@localhost", "commit",
-              "-q", "--no-verify", "-m", "scratch copy"],
-             [str(Path(sys.executable).parent / "dvc"), "repro", "--quiet"])
+    steps = (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        [
+            "git",
+            "-c",
+            "user.name=attack-demo",
+            "-c",
+            "user.email=demo@localhost",
+            "commit",
+            "-q",
+            "--no-verify",
+            "-m",
+            "scratch copy",
+        ],
+        [str(Path(sys.executable).parent / "dvc"), "repro", "--quiet"],
+    )
     for step in steps:
-        done = subprocess.run(step, cwd=copy, env=env, capture_output=True, text=True,  # noqa: S603
-                              check=False)  # nosec B603  # fixed commands of this project, no shell
+        done = subprocess.run(
+            step,
+            cwd=copy,
+            env=env,
+            capture_output=True,
+            text=True,  # noqa: S603
+            check=False,
+        )  # nosec B603  # fixed commands of this project, no shell
         if done.returncode:
-            raise SystemExit(f"attack-demo: '{' '.join(step[:2])}' failed in the scratch copy:\n"
-                             f"{(done.stdout + done.stderr)[-2000:]}")
+            raise SystemExit(
+                f"attack-demo: '{' '.join(step[:2])}' failed in the scratch copy:\n"
+                f"{(done.stdout + done.stderr)[-2000:]}"
+            )
     return copy
 
 
 def _env(copy: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
-    env.update(PROJECT_ROOT=str(copy), MLFLOW_DISABLE_TELEMETRY="true",
-               PYTHONPATH=str(copy / "src"),  # the copy's code, not the venv's editable install
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    env.update(
+        PROJECT_ROOT=str(copy),
+        MLFLOW_DISABLE_TELEMETRY="true",
+        PYTHONPATH=str(copy / "src"),  # the copy's code, not the venv's editable install
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+    )
     return env
 
 
@@ -100,8 +142,10 @@ class Lab:
         self.copy = copy
         package = next(p.parent.name for p in (copy / "src").glob("*/inference.py"))
         self.package = package
-        self.modules = {name: __import__(f"{package}.{name}", fromlist=["_"])
-                        for name in ("config", "inference", "model_io", "serve")}
+        self.modules = {
+            name: __import__(f"{package}.{name}", fromlist=["_"])
+            for name in ("config", "inference", "model_io", "serve")
+        }
         self.paths = self.modules["config"].Paths(copy)
         self.params = self.modules["config"].load_params(self.paths)
         self.token = secrets.token_urlsafe(32)
@@ -132,11 +176,19 @@ class Lab:
 
     def run_validate(self) -> tuple[int, str]:
         done = subprocess.run(  # noqa: S603  # nosec B603  # this project's own stage, fixed args
-            [sys.executable, "-m", self.package, "validate"], cwd=self.copy,
-            env=_env(self.copy), capture_output=True, text=True, check=False, timeout=300)
+            [sys.executable, "-m", self.package, "validate"],
+            cwd=self.copy,
+            env=_env(self.copy),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
         lines = [ln.strip() for ln in (done.stdout + done.stderr).splitlines() if ln.strip()]
-        reason = next((ln for ln in lines if "REJECTED" in ln or "mismatch" in ln.lower()),
-                      lines[-1] if lines else "")
+        reason = next(
+            (ln for ln in lines if "REJECTED" in ln or "mismatch" in ln.lower()),
+            lines[-1] if lines else "",
+        )
         return done.returncode, reason
 
     def with_file(self, path: Path, content: bytes, check: Callable[[], tuple[bool, str]]):
@@ -218,10 +270,16 @@ class Lab:
         text = json.dumps({"rows": [{**row, name: "__NAN__"}]}).replace('"__NAN__"', "NaN")
         codes = []
         with self.client() as client:
-            for body in (text, text.replace("NaN", "Infinity"),
-                         json.dumps({"rows": [{**row, name: "12"}]})):
-                done = client.post("/predict", content=body,
-                                   headers={**self.auth, "content-type": "application/json"})
+            for body in (
+                text,
+                text.replace("NaN", "Infinity"),
+                json.dumps({"rows": [{**row, name: "12"}]}),
+            ):
+                done = client.post(
+                    "/predict",
+                    content=body,
+                    headers={**self.auth, "content-type": "application/json"},
+                )
                 codes.append(f"{done.json().get('rule')}:{done.status_code}")
         stopped = all(code.endswith(":422") for code in codes)
         return stopped, "NaN, Infinity, a string: " + ", ".join(codes)
@@ -232,18 +290,23 @@ class Lab:
         limit_bytes = int(serve.get("max_body_bytes", 65536))
         row = self.rows(self.test, 1)[0]
         with self.client(rate_limit="1000/minute") as client:
-            batch = client.post("/predict", json={"rows": [row] * (limit_rows + 1)},
-                                headers=self.auth)
+            batch = client.post(
+                "/predict", json={"rows": [row] * (limit_rows + 1)}, headers=self.auth
+            )
             body = client.post("/predict", content=b" " * (limit_bytes + 1), headers=self.auth)
         stopped = batch.status_code == 422 and body.status_code == 413
-        return stopped, (f"{limit_rows + 1} rows: HTTP {batch.status_code}; "
-                         f"{limit_bytes + 1} bytes: HTTP {body.status_code}")
+        return stopped, (
+            f"{limit_rows + 1} rows: HTTP {batch.status_code}; "
+            f"{limit_bytes + 1} bytes: HTTP {body.status_code}"
+        )
 
     def no_token(self) -> tuple[bool, str]:
         rows = self.rows(self.test, 2)
         with self.client() as client:
-            codes = [client.post("/predict", json={"rows": rows}, headers=headers).status_code
-                     for headers in ({}, {"Authorization": "Bearer guessed-token-1234567890"})]
+            codes = [
+                client.post("/predict", json={"rows": rows}, headers=headers).status_code
+                for headers in ({}, {"Authorization": "Bearer guessed-token-1234567890"})
+            ]
         return codes == [401, 401], f"no token: HTTP {codes[0]}, guessed token: HTTP {codes[1]}"
 
     def flood(self) -> tuple[bool, str]:
@@ -253,13 +316,17 @@ class Lab:
         sent = limit.amount + 20
         rows = self.rows(self.test, 1)
         with self.client() as client:
-            codes = [client.post("/predict", json={"rows": rows}, headers=self.auth).status_code
-                     for _ in range(sent)]
+            codes = [
+                client.post("/predict", json={"rows": rows}, headers=self.auth).status_code
+                for _ in range(sent)
+            ]
             retry = client.post("/predict", json={"rows": rows}, headers=self.auth)
         answered, refused = codes.count(200), codes.count(429)
         stopped = answered <= limit.amount and refused >= 20 and "retry-after" in retry.headers
-        return stopped, (f"{sent} requests: {answered} answered, {refused} refused with 429 "
-                         f"(limit {limit}, Retry-After {retry.headers.get('retry-after')} s)")
+        return stopped, (
+            f"{sent} requests: {answered} answered, {refused} refused with 429 "
+            f"(limit {limit}, Retry-After {retry.headers.get('retry-after')} s)"
+        )
 
     def evasion(self) -> tuple[bool, str]:
         """FGSM (or the attack params.yaml names) against the model itself: a robust model
@@ -271,7 +338,8 @@ class Lab:
         return bool(result["passed"]), (
             f"{result['attack']} eps {result['eps']}: accuracy {result['clean_accuracy']:.3f} "
             f"clean, {result['adversarial_accuracy']:.3f} under attack "
-            f"(minimum {result['min_adversarial_accuracy']})")
+            f"(minimum {result['min_adversarial_accuracy']})"
+        )
 
     def personal_data(self) -> tuple[bool, str]:
         """Raw data arrives with an e-mail column: prepare must keep it out of the features."""
@@ -289,8 +357,14 @@ class Lab:
         try:
             self.paths.params.write_text(yaml.safe_dump(params, sort_keys=False), "utf-8")
             done = subprocess.run(  # noqa: S603  # nosec B603  # own stage, fixed args, no shell
-                [sys.executable, "-m", self.package, "prepare"], cwd=self.copy,
-                env=_env(self.copy), capture_output=True, text=True, check=False, timeout=300)
+                [sys.executable, "-m", self.package, "prepare"],
+                cwd=self.copy,
+                env=_env(self.copy),
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=300,
+            )
             header = self.paths.train_csv.read_text("utf-8").splitlines()[0]
             report = json.loads(pii.read_text("utf-8")) if pii.exists() else {}
         finally:
@@ -305,9 +379,11 @@ class Lab:
             return True, f"prepare refused the data (exit {done.returncode})"
         leaked = "contact_email" in header.split(",")
         return (not leaked and bool(found)), (
-            "the e-mail column reached the prepared data" if leaked else
-            f"prepare dropped contact_email ({found.get('kinds', {})} counted in "
-            "reports/pii.json, no values)")
+            "the e-mail column reached the prepared data"
+            if leaked
+            else f"prepare dropped contact_email ({found.get('kinds', {})} counted in "
+            "reports/pii.json, no values)"
+        )
 
     def membership_probe(self) -> tuple[bool, str]:
         """Loss-threshold membership inference through the API: members (training rows)
@@ -322,18 +398,23 @@ class Lab:
             for member, frame in ((1, self.train), (0, self.test)):
                 rows, labels = self.rows(frame), frame[self.label].tolist()
                 for start in range(0, len(rows), per_request):
-                    done = client.post("/predict", headers=self.auth,
-                                       json={"rows": rows[start:start + per_request]})
+                    done = client.post(
+                        "/predict",
+                        headers=self.auth,
+                        json={"rows": rows[start : start + per_request]},
+                    )
                     if done.status_code != 200:
                         return False, f"probe request failed: HTTP {done.status_code}"
-                    for answer, label in zip(done.json()["predictions"],
-                                             labels[start:start + per_request], strict=True):
+                    for answer, label in zip(
+                        done.json()["predictions"], labels[start : start + per_request], strict=True
+                    ):
                         scores.append(_membership_score(answer, label, rank))
                         truth.append(member)
         auc = float(roc_auc_score(truth, scores))
         mode = self.params.get("serve", {}).get("confidence", "band")
-        return auc <= limit, (f"attack AUC {auc:.3f} from '{mode}' answers "
-                              f"(0.5 = guessing; limit {limit})")
+        return auc <= limit, (
+            f"attack AUC {auc:.3f} from '{mode}' answers (0.5 = guessing; limit {limit})"
+        )
 
 
 def _membership_score(answer: dict[str, Any], label: Any, rank: dict[str, int]) -> float:
@@ -374,8 +455,10 @@ def load_controls(copy: Path) -> list[dict[str, Any]]:
     try:
         registry = runpy.run_path(str(copy / "scripts" / "controls.py"))["load_registry"](copy)
     except ValueError as error:  # RegistryError: controls.yaml breaks its schema
-        raise SystemExit(f"attack-demo: controls.yaml is invalid, fix it first "
-                         f"(python scripts/controls.py --no-tests):\n{error}") from error
+        raise SystemExit(
+            f"attack-demo: controls.yaml is invalid, fix it first "
+            f"(python scripts/controls.py --no-tests):\n{error}"
+        ) from error
     return registry
 
 
@@ -406,8 +489,10 @@ def main(argv: list[str] | None = None) -> int:
         audit = lab.audit_log.read_text() if lab.audit_log.exists() else ""
         sent = [repr(v) for v in lab.rows(lab.test, 1)[0].values()] + ["1000000.0"]
         leaked = [v for v in sent if v in audit]
-        print(f"- the service wrote {len(audit.splitlines())} audit lines (MONITOR USE); "
-              + (f"LEAKED input values {leaked[:3]}" if leaked else "no input value in them"))
+        print(
+            f"- the service wrote {len(audit.splitlines())} audit lines (MONITOR USE); "
+            + (f"LEAKED input values {leaked[:3]}" if leaked else "no input value in them")
+        )
     finally:
         if args.keep:
             print(f"scratch copy kept in {workdir}")
@@ -420,11 +505,15 @@ def main(argv: list[str] | None = None) -> int:
     for title, status, exchange, _ in results:
         print(f"{title:<{width}}  {status:<{swidth}}  {exchange}")
     bad = [r for r in results if not r[1].startswith("stopped by")]
-    print(f"\n{len(results) - len(bad)}/{len(results)} attacks stopped "
-          f"in {time.perf_counter() - started:.1f} s (your files were not touched)")
+    print(
+        f"\n{len(results) - len(bad)}/{len(results)} attacks stopped "
+        f"in {time.perf_counter() - started:.1f} s (your files were not touched)"
+    )
     for title, status, exchange, _ in bad:
-        print(f"attack-demo: '{title}' was not stopped ({status}); add or fix the "
-              f"{exchange} control", file=sys.stderr)
+        print(
+            f"attack-demo: '{title}' was not stopped ({status}); add or fix the {exchange} control",
+            file=sys.stderr,
+        )
     return 1 if bad else 0
 
 

@@ -32,28 +32,64 @@ REGISTRY = "controls.yaml"
 FIELDS = ("id", "title", "guide_risk", "exchange", "files", "tests")
 ID_PATTERN = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
 # Control names of the OWASP AI Exchange (https://owaspai.org/goto/periodictable/).
-EXCHANGE_CONTROLS = frozenset({
-    # governance and general
-    "AI PROGRAM", "SEC PROGRAM", "SEC DEV PROGRAM", "DEV PROGRAM", "CHECK COMPLIANCE",
-    "SEC EDUCATE",
-    # limiting data and unwanted behaviour
-    "DATA MINIMIZE", "ALLOWED DATA", "SHORT RETAIN", "OBFUSCATE TRAINING DATA", "DISCRETE",
-    "OVERSIGHT", "LEAST MODEL PRIVILEGE", "AI TRANSPARENCY", "CONTINUOUS VALIDATION",
-    "EXPLAINABILITY", "UNWANTED BIAS TESTING",
-    # threats through use
-    "MONITOR USE", "RATE LIMIT", "MODEL ACCESS CONTROL",
-    "ANOMALOUS INPUT HANDLING", "UNWANTED INPUT SERIES HANDLING", "OBSCURE CONFIDENCE",
-    "EVASION INPUT HANDLING", "EVASION ROBUST MODEL", "TRAIN ADVERSARIAL", "INPUT DISTORTION",
-    "ADVERSARIAL ROBUST DISTILLATION", "PROMPT INJECTION I/O HANDLING", "MODEL ALIGNMENT",
-    "FILTER SENSITIVE MODEL OUTPUT", "SMALL MODEL", "DOS INPUT VALIDATION", "LIMIT RESOURCES",
-    # development time
-    "DEV SECURITY", "SEGREGATE DATA", "CONF COMPUTE", "FEDERATED LEARNING",
-    "SUPPLY CHAIN MANAGE", "MORE TRAINING DATA", "DATA QUALITY CONTROL",
-    "TRAIN DATA DISTORTION", "POISON ROBUST MODEL",
-    # runtime application security
-    "RUNTIME MODEL INTEGRITY", "RUNTIME MODEL IO INTEGRITY", "RUNTIME MODEL CONFIDENTIALITY",
-    "MODEL OBFUSCATION", "ENCODE MODEL OUTPUT", "MODEL INPUT CONFIDENTIALITY",
-})
+EXCHANGE_CONTROLS = frozenset(
+    {
+        # governance and general
+        "AI PROGRAM",
+        "SEC PROGRAM",
+        "SEC DEV PROGRAM",
+        "DEV PROGRAM",
+        "CHECK COMPLIANCE",
+        "SEC EDUCATE",
+        # limiting data and unwanted behaviour
+        "DATA MINIMIZE",
+        "ALLOWED DATA",
+        "SHORT RETAIN",
+        "OBFUSCATE TRAINING DATA",
+        "DISCRETE",
+        "OVERSIGHT",
+        "LEAST MODEL PRIVILEGE",
+        "AI TRANSPARENCY",
+        "CONTINUOUS VALIDATION",
+        "EXPLAINABILITY",
+        "UNWANTED BIAS TESTING",
+        # threats through use
+        "MONITOR USE",
+        "RATE LIMIT",
+        "MODEL ACCESS CONTROL",
+        "ANOMALOUS INPUT HANDLING",
+        "UNWANTED INPUT SERIES HANDLING",
+        "OBSCURE CONFIDENCE",
+        "EVASION INPUT HANDLING",
+        "EVASION ROBUST MODEL",
+        "TRAIN ADVERSARIAL",
+        "INPUT DISTORTION",
+        "ADVERSARIAL ROBUST DISTILLATION",
+        "PROMPT INJECTION I/O HANDLING",
+        "MODEL ALIGNMENT",
+        "FILTER SENSITIVE MODEL OUTPUT",
+        "SMALL MODEL",
+        "DOS INPUT VALIDATION",
+        "LIMIT RESOURCES",
+        # development time
+        "DEV SECURITY",
+        "SEGREGATE DATA",
+        "CONF COMPUTE",
+        "FEDERATED LEARNING",
+        "SUPPLY CHAIN MANAGE",
+        "MORE TRAINING DATA",
+        "DATA QUALITY CONTROL",
+        "TRAIN DATA DISTORTION",
+        "POISON ROBUST MODEL",
+        # runtime application security
+        "RUNTIME MODEL INTEGRITY",
+        "RUNTIME MODEL IO INTEGRITY",
+        "RUNTIME MODEL CONFIDENTIALITY",
+        "MODEL OBFUSCATION",
+        "ENCODE MODEL OUTPUT",
+        "MODEL INPUT CONFIDENTIALITY",
+    }
+)
 
 
 class RegistryError(ValueError):
@@ -84,8 +120,11 @@ def check_registry(data: Any) -> list[str]:
             problems.append(f"{where}: must be a mapping with the fields {', '.join(FIELDS)}")
             continue
         problems += [f"{where}: field '{f}' is missing" for f in FIELDS if f not in entry]
-        problems += [f"{where}: field '{f}' is not one of {', '.join(FIELDS)}"
-                     for f in entry if f not in FIELDS]
+        problems += [
+            f"{where}: field '{f}' is not one of {', '.join(FIELDS)}"
+            for f in entry
+            if f not in FIELDS
+        ]
         ident = entry.get("id")
         if "id" in entry and (not isinstance(ident, str) or not ID_PATTERN.match(ident)):
             problems.append(f"{where}: field 'id' must be UPPER-CASE-WITH-DASHES, got {ident!r}")
@@ -112,13 +151,17 @@ def check_registry(data: Any) -> list[str]:
             for value in values:
                 path = value.partition("::")[0] if isinstance(value, str) else value
                 if not _relative_path(path):
-                    problems.append(f"{where}: {field} entry {value!r} must be a path inside "
-                                    "the project (relative, no '..')")
+                    problems.append(
+                        f"{where}: {field} entry {value!r} must be a path inside "
+                        "the project (relative, no '..')"
+                    )
                 elif field == "tests" and (
                     "::" not in value or not path.startswith("tests/") or not path.endswith(".py")
                 ):
-                    problems.append(f"{where}: test {value!r} must be a pytest node id "
-                                    "like tests/unit/test_x.py::test_name")
+                    problems.append(
+                        f"{where}: test {value!r} must be a pytest node id "
+                        "like tests/unit/test_x.py::test_name"
+                    )
     return problems
 
 
@@ -151,7 +194,10 @@ def render_matrix(root: Path = ROOT, status: dict[str, str] | None = None) -> st
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for control in controls:
         cells = [
-            f"`{control['id']}`", control["title"], control["guide_risk"], control["exchange"],
+            f"`{control['id']}`",
+            control["title"],
+            control["guide_risk"],
+            control["exchange"],
             "<br>".join(f"`{f}`" for f in control["files"]),
             "<br>".join(f"`{t.split('::')[-1]}`" for t in control["tests"]),
         ]
@@ -171,8 +217,9 @@ def _defined_tests(source: Path) -> set[str]:
             names.add(node.name)
         elif isinstance(node, ast.ClassDef):
             names.add(node.name)
-            names.update(f"{node.name}::{item.name}" for item in node.body
-                         if isinstance(item, functions))
+            names.update(
+                f"{node.name}::{item.name}" for item in node.body if isinstance(item, functions)
+            )
     return names
 
 
@@ -243,10 +290,21 @@ def run_tests(node_ids: list[str], root: Path = ROOT) -> dict[str, str]:
     # Test this project's own code, even when the venv's editable install points elsewhere.
     sys.path.insert(0, str(root / "src"))
     os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(root / "src"), os.environ.get("PYTHONPATH", "")) if p)
+        p for p in (str(root / "src"), os.environ.get("PYTHONPATH", "")) if p
+    )
     try:
-        code = pytest.main(["-q", "--no-header", "-p", "no:cacheprovider", "-rfEs",
-                            "--continue-on-collection-errors", *files], plugins=[outcomes])
+        code = pytest.main(
+            [
+                "-q",
+                "--no-header",
+                "-p",
+                "no:cacheprovider",
+                "-rfEs",
+                "--continue-on-collection-errors",
+                *files,
+            ],
+            plugins=[outcomes],
+        )
     finally:
         os.chdir(here)
     results = {}
@@ -281,10 +339,17 @@ def check(root: Path = ROOT, run: bool = True) -> list[tuple[dict[str, Any], str
         if not run:
             rows.append((control, "evidence present (tests not run)"))
             continue
-        bad = [(t, results.get(t, "did not run")) for t in control["tests"]
-               if results.get(t) != "passed"]
-        rows.append((control, "ok" if not bad else
-                     "FAILED: " + ", ".join(f"{t} ({state})" for t, state in bad)))
+        bad = [
+            (t, results.get(t, "did not run"))
+            for t in control["tests"]
+            if results.get(t) != "passed"
+        ]
+        rows.append(
+            (
+                control,
+                "ok" if not bad else "FAILED: " + ", ".join(f"{t} ({state})" for t, state in bad),
+            )
+        )
     return rows
 
 
@@ -301,10 +366,16 @@ def print_table(rows: list[tuple[dict[str, Any], str]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--matrix", action="store_true",
-                        help="print the registry as a Markdown table and exit (no tests)")
-    parser.add_argument("--no-tests", action="store_true",
-                        help="check the registry and that the evidence exists; run no test")
+    parser.add_argument(
+        "--matrix",
+        action="store_true",
+        help="print the registry as a Markdown table and exit (no tests)",
+    )
+    parser.add_argument(
+        "--no-tests",
+        action="store_true",
+        help="check the registry and that the evidence exists; run no test",
+    )
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
@@ -315,12 +386,16 @@ def main(argv: list[str] | None = None) -> int:
     except RegistryError as error:
         for line in str(error).splitlines():
             print(f"controls: {line}", file=sys.stderr)
-        print("controls: fix controls.yaml; every entry needs "
-              f"{', '.join(FIELDS)}", file=sys.stderr)
+        print(
+            f"controls: fix controls.yaml; every entry needs {', '.join(FIELDS)}", file=sys.stderr
+        )
         return 2
     print_table(rows)
-    failed = [(c["id"], s) for c, s in rows
-              if s.startswith("MISSING") or (s != "ok" and not args.no_tests)]
+    failed = [
+        (c["id"], s)
+        for c, s in rows
+        if s.startswith("MISSING") or (s != "ok" and not args.no_tests)
+    ]
     for ident, status in failed:
         print(f"control {ident} is not proven: {status}", file=sys.stderr)
     return 1 if failed else 0

@@ -48,17 +48,30 @@ OPTIONAL_REPORTS = (
 # The AI-specific risks the OWASP AI Security and Privacy Guide names, with words that
 # place a registry entry's `guide_risk` under one of them.
 GUIDE_RISKS = (
-    ("Data and data processing protection", ("data protection", "privacy", "minimi", "pii",
-                                              "processing")),
+    (
+        "Data and data processing protection",
+        ("data protection", "privacy", "minimi", "pii", "processing"),
+    ),
     ("Data poisoning", ("poison",)),
     ("Input manipulation (evasion)", ("evasion", "input manipulation", "adversarial")),
-    ("Data reverse engineering (model inversion, membership inference)",
-     ("reverse", "inversion", "membership")),
+    (
+        "Data reverse engineering (model inversion, membership inference)",
+        ("reverse", "inversion", "membership"),
+    ),
     ("Model theft", ("theft", "steal", "extraction", "tamper")),
 )
 GUIDE = "https://owasp.org/www-project-ai-security-and-privacy-guide/"
-LANGUAGES = {".py": "python", ".yaml": "yaml", ".yml": "yaml", ".json": "json",
-             ".toml": "toml", ".sh": "bash", ".md": "markdown", ".txt": "text", ".cfg": "ini"}
+LANGUAGES = {
+    ".py": "python",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".json": "json",
+    ".toml": "toml",
+    ".sh": "bash",
+    ".md": "markdown",
+    ".txt": "text",
+    ".cfg": "ini",
+}
 
 
 class InputError(Exception):
@@ -66,6 +79,7 @@ class InputError(Exception):
 
 
 # ----------------------------------------------------------------------------- helpers
+
 
 def read_yaml(path: Path, what: str) -> Any:
     try:
@@ -75,7 +89,9 @@ def read_yaml(path: Path, what: str) -> Any:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise InputError(f"{path.name}{where} is not valid YAML: fix it, then run make docs") from error
+        raise InputError(
+            f"{path.name}{where} is not valid YAML: fix it, then run make docs"
+        ) from error
 
 
 def read_json(path: Path) -> Any | None:
@@ -84,8 +100,9 @@ def read_json(path: Path) -> Any | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise InputError(f"{path} is not valid JSON ({error.msg}, line {error.lineno}): "
-                         "re-run make pipeline") from error
+        raise InputError(
+            f"{path} is not valid JSON ({error.msg}, line {error.lineno}): re-run make pipeline"
+        ) from error
 
 
 def cell(value: Any) -> str:
@@ -103,8 +120,10 @@ def cell(value: Any) -> str:
 
 def table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) if not isinstance(v, Raw) else v for v in row) + " |"
-              for row in rows]
+    lines += [
+        "| " + " | ".join(cell(v) if not isinstance(v, Raw) else v for v in row) + " |"
+        for row in rows
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -161,6 +180,7 @@ def guide_risk_of(text: str) -> str | None:
 
 # ----------------------------------------------------------------------------- registry
 
+
 def load_controls(root: Path) -> list[dict[str, Any]]:
     data = read_yaml(root / "controls.yaml", "restore it from git (git checkout -- controls.yaml)")
     controls = (data or {}).get("controls") if isinstance(data, dict) else None
@@ -195,10 +215,18 @@ def controls_matrix(controls: list[dict[str, Any]], root: Path) -> str:
     known = {"id", "title", "guide_risk", "exchange", "files", "tests"}
     rows = []
     for control in controls:
-        evidence = f"{len(control.get('files') or [])} file(s), {len(control.get('tests') or [])} test(s)"
-        rows.append((Raw(f"[{cell(control['id'])}](#{anchor(control['id'])})"),
-                     control.get("title"), control.get("guide_risk"),
-                     Raw(exchange_link(str(control.get("exchange") or ""))), evidence))
+        evidence = (
+            f"{len(control.get('files') or [])} file(s), {len(control.get('tests') or [])} test(s)"
+        )
+        rows.append(
+            (
+                Raw(f"[{cell(control['id'])}](#{anchor(control['id'])})"),
+                control.get("title"),
+                control.get("guide_risk"),
+                Raw(exchange_link(str(control.get("exchange") or ""))),
+                evidence,
+            )
+        )
     out = [
         "# Security controls matrix\n",
         "Rendered by `scripts/gen_docs.py` from `controls.yaml`, the single registry that "
@@ -216,15 +244,24 @@ def controls_matrix(controls: list[dict[str, Any]], root: Path) -> str:
         files, tests = evidence_links(control, "generated", root)
         out.append(f"### {cell(control['id'])}\n")
         out.append(f"{cell(control.get('title'))}\n")
-        facts = [("Guide risk", control.get("guide_risk")),
-                 ("AI Exchange control", Raw(exchange_link(str(control.get("exchange") or ""))))]
-        facts += [(key.replace("_", " ").capitalize(), Raw(cell(json.dumps(value)))
-                   if isinstance(value, dict | list) else value)
-                  for key, value in control.items() if key not in known]
+        facts = [
+            ("Guide risk", control.get("guide_risk")),
+            ("AI Exchange control", Raw(exchange_link(str(control.get("exchange") or "")))),
+        ]
+        facts += [
+            (
+                key.replace("_", " ").capitalize(),
+                Raw(cell(json.dumps(value))) if isinstance(value, dict | list) else value,
+            )
+            for key, value in control.items()
+            if key not in known
+        ]
         facts += [("Implemented in", Raw(files)), ("Proved by", Raw(tests))]
         out.append(table(("fact", "value"), facts))
-    out.append("Check it yourself: `make controls` runs every proving test and prints the "
-               "status of each control.\n")
+    out.append(
+        "Check it yourself: `make controls` runs every proving test and prints the "
+        "status of each control.\n"
+    )
     return "\n".join(out)
 
 
@@ -250,18 +287,28 @@ def threat_model_controls(controls: list[dict[str, Any]], root: Path) -> str:
     out = ["### Coverage of the guide's AI-specific risks\n"]
     rows = []
     for risk, _ in GUIDE_RISKS:
-        answering = [c["id"] for c in controls if risk in guide_risks_of(str(c.get("guide_risk") or ""))]
-        rows.append((risk, ", ".join(answering) if answering else
-                     "NOT COVERED: no registered control answers this risk"))
+        answering = [
+            c["id"] for c in controls if risk in guide_risks_of(str(c.get("guide_risk") or ""))
+        ]
+        rows.append(
+            (
+                risk,
+                ", ".join(answering)
+                if answering
+                else "NOT COVERED: no registered control answers this risk",
+            )
+        )
     out.append(table(("Guide risk", "Controls in controls.yaml"), rows))
     for name in sorted(groups, key=rank):
         out.append(f"### {cell(name)}\n")
         for control in groups[name]:
             files, tests = evidence_links(control, ".", root)
-            out.append(f"- **{cell(control['id'])}** ({exchange_link(str(control.get('exchange') or ''))})"
-                       f": {cell(control.get('title'))}  \n"
-                       f"  implemented in {files.replace('<br>', ', ')};  \n"
-                       f"  proved by {tests.replace('<br>', ', ')}")
+            out.append(
+                f"- **{cell(control['id'])}** ({exchange_link(str(control.get('exchange') or ''))})"
+                f": {cell(control.get('title'))}  \n"
+                f"  implemented in {files.replace('<br>', ', ')};  \n"
+                f"  proved by {tests.replace('<br>', ', ')}"
+            )
         out.append("")
     return "\n".join(out) + "\n"
 
@@ -286,11 +333,13 @@ def code_pages(controls: list[dict[str, Any]], root: Path) -> dict[str, str]:
         pages[f"{CODE}/{path}.md"] = (
             f"# `{path}`\n\nA copy of the repository file, made by `make docs` so the controls "
             f"matrix can link to it. Edit the file itself, not this page.\n\n"
-            f"{fence}{language}\n{text.rstrip()}\n{fence}\n")
+            f"{fence}{language}\n{text.rstrip()}\n{fence}\n"
+        )
     return pages
 
 
 # ----------------------------------------------------------------------------- model card
+
 
 def tracking_uri(root: Path, params: dict[str, Any], recorded: str) -> str:
     """The URI the project's own tracking module would use; the recorded one as fall-back."""
@@ -330,8 +379,8 @@ def fetch_run(uri: str, run_id: str) -> tuple[dict[str, Any] | None, str]:
         from mlflow.tracking import MlflowClient
     except ImportError:
         return None, "mlflow is not installed (run make setup)"
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
-        return None, f"the local store {uri[len('sqlite:///'):]} does not exist"
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+        return None, f"the local store {uri[len('sqlite:///') :]} does not exist"
     try:
         client = MlflowClient(tracking_uri=uri)
         run = client.get_run(run_id)
@@ -344,7 +393,9 @@ def fetch_run(uri: str, run_id: str) -> tuple[dict[str, Any] | None, str]:
         "run_id": run.info.run_id,
         "experiment_id": run.info.experiment_id,
         "status": run.info.status,
-        "start": datetime.fromtimestamp(run.info.start_time / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "start": datetime.fromtimestamp(run.info.start_time / 1000, UTC).strftime(
+            "%Y-%m-%d %H:%M:%S UTC"
+        ),
         "params": dict(run.data.params),
         "metrics": dict(run.data.metrics),
         "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
@@ -354,9 +405,13 @@ def fetch_run(uri: str, run_id: str) -> tuple[dict[str, Any] | None, str]:
 
 def report_section(heading: str, name: str, data: Any) -> str:
     if data is None:
-        return (f"### {heading}\n\nNot measured: `reports/{name}` is absent "
-                "(the stage that writes it has not run).\n")
-    return f"### {heading}\n\nFrom `reports/{name}`.\n\n" + table(("measure", "value"), flatten(data))
+        return (
+            f"### {heading}\n\nNot measured: `reports/{name}` is absent "
+            "(the stage that writes it has not run).\n"
+        )
+    return f"### {heading}\n\nFrom `reports/{name}`.\n\n" + table(
+        ("measure", "value"), flatten(data)
+    )
 
 
 def model_card_facts(root: Path, params: dict[str, Any]) -> str:
@@ -366,20 +421,26 @@ def model_card_facts(root: Path, params: dict[str, Any]) -> str:
     manifest = read_json(root / "models" / "model.json")
     out = []
     if record is None:
-        out.append('!!! warning "No run recorded yet"\n    `reports/mlflow_run.json` is absent: '
-                   "run `make pipeline`, then `make docs`, and this card fills itself.\n")
+        out.append(
+            '!!! warning "No run recorded yet"\n    `reports/mlflow_run.json` is absent: '
+            "run `make pipeline`, then `make docs`, and this card fills itself.\n"
+        )
         run, why = None, "no run recorded"
     else:
         uri = tracking_uri(root, params, str(record.get("tracking_uri", "")))
         run, why = fetch_run(uri, str(record.get("run_id", "")))
         if run is None:
-            out.append(f'!!! warning "MLflow run not readable"\n    Run `{record.get("run_id")}` could '
-                       f"not be read from `{display_uri(uri)}`: {why}. The facts below come from "
-                       "`reports/` only.\n")
+            out.append(
+                f'!!! warning "MLflow run not readable"\n    Run `{record.get("run_id")}` could '
+                f"not be read from `{display_uri(uri)}`: {why}. The facts below come from "
+                "`reports/` only.\n"
+            )
     tags = run["tags"] if run else {}
     digest = tags.get("model.sha256") or (manifest or {}).get("sha256")
     if manifest and digest and manifest.get("sha256") != digest:
-        digest_note = f"{digest} (the MLflow run; `models/model.json` now says {manifest.get('sha256')})"
+        digest_note = (
+            f"{digest} (the MLflow run; `models/model.json` now says {manifest.get('sha256')})"
+        )
     else:
         digest_note = digest or "unknown"
     facts = [
@@ -388,8 +449,10 @@ def model_card_facts(root: Path, params: dict[str, Any]) -> str:
         ("Tracking store", display_uri(str((record or {}).get("tracking_uri", ""))) or None),
         ("Run started", (run or {}).get("start")),
         ("Run status", (run or {}).get("status")),
-        ("Registered model", ", ".join(f"{n} version {v}" for n, v in (run or {}).get("versions", []))
-         or None),
+        (
+            "Registered model",
+            ", ".join(f"{n} version {v}" for n, v in (run or {}).get("versions", [])) or None,
+        ),
         ("Git commit", tags.get("git.commit")),
         ("Uncommitted changes at run time", tags.get("git.dirty")),
         ("Training data (md5)", tags.get("data.train.md5")),
@@ -401,8 +464,11 @@ def model_card_facts(root: Path, params: dict[str, Any]) -> str:
     ]
     out.append("### Provenance\n")
     out.append(table(("fact", "value"), facts))
-    packages = sorted((k[4:], v) for k, v in tags.items() if k.startswith("env.")
-                      and k not in ("env.python", "env.platform", "env.lock.sha256"))
+    packages = sorted(
+        (k[4:], v)
+        for k, v in tags.items()
+        if k.startswith("env.") and k not in ("env.python", "env.platform", "env.lock.sha256")
+    )
     if packages:
         out.append("### Environment\n")
         out.append(table(("package", "version"), packages))
@@ -411,9 +477,15 @@ def model_card_facts(root: Path, params: dict[str, Any]) -> str:
         out.append("Not measured: `reports/metrics.json` is absent.\n")
     else:
         minimum = (params.get("evaluate") or {}).get("min_accuracy")
-        out.append("On the held-out test split, from `reports/metrics.json`"
-                   + (f"; the pipeline fails below accuracy {minimum} (`evaluate.min_accuracy`)."
-                      if minimum is not None else ".") + "\n")
+        out.append(
+            "On the held-out test split, from `reports/metrics.json`"
+            + (
+                f"; the pipeline fails below accuracy {minimum} (`evaluate.min_accuracy`)."
+                if minimum is not None
+                else "."
+            )
+            + "\n"
+        )
         out.append(table(("metric", "value"), flatten(metrics)))
     if run and run["metrics"]:
         out.append("### Metrics recorded in MLflow\n")
@@ -424,8 +496,11 @@ def model_card_facts(root: Path, params: dict[str, Any]) -> str:
         out.append(table(("parameter", "value"), sorted(run["params"].items())))
     else:
         out.append("From `params.yaml` (no MLflow run read).\n")
-        out.append(table(("parameter", "value"),
-                         flatten({k: v for k, v in params.items() if k != "mlflow"})))
+        out.append(
+            table(
+                ("parameter", "value"), flatten({k: v for k, v in params.items() if k != "mlflow"})
+            )
+        )
     for name, heading in OPTIONAL_REPORTS:
         out.append(report_section(heading, name, read_json(reports / name)))
     validation = read_json(reports / "validation.json")
@@ -433,18 +508,23 @@ def model_card_facts(root: Path, params: dict[str, Any]) -> str:
     commit = tags.get("git.commit", "")
     if len(commit) == 40 and all(ch in "0123456789abcdef" for ch in commit):
         out.append("### Reproduce this run\n")
-        out.append("```bash\n"
-                   f"git switch --detach {commit}   # the code and dvc.lock of this run\n"
-                   "dvc checkout                  # its data and model (dvc pull if not cached)\n"
-                   "make pipeline                 # re-runs only what changed\n"
-                   "```\n")
+        out.append(
+            "```bash\n"
+            f"git switch --detach {commit}   # the code and dvc.lock of this run\n"
+            "dvc checkout                  # its data and model (dvc pull if not cached)\n"
+            "make pipeline                 # re-runs only what changed\n"
+            "```\n"
+        )
         if tags.get("git.dirty") == "true":
-            out.append("The tree had uncommitted changes when this run was made: the commit "
-                       "alone does not reproduce it.\n")
+            out.append(
+                "The tree had uncommitted changes when this run was made: the commit "
+                "alone does not reproduce it.\n"
+            )
     return "\n".join(out)
 
 
 # ----------------------------------------------------------------------------- data card
+
 
 def data_card_facts(root: Path, params: dict[str, Any]) -> str:
     data = params.get("data") or {}
@@ -453,43 +533,69 @@ def data_card_facts(root: Path, params: dict[str, Any]) -> str:
     pipeline = (read_yaml(root / "dvc.yaml", "") if (root / "dvc.yaml").is_file() else None) or {}
     prepare = (pipeline.get("stages") or {}).get("prepare") or {}
     raw = data.get("raw_csv")
-    source = (("Raw data file (`data.raw_csv`)", Raw(f"`{raw}`")) if raw else
-              ("Data set (`data.dataset`)", f"{data.get('dataset')} (bundled with scikit-learn, "
-               "no download)"))
-    out.append(table(("fact", "value"), [
-        source,
-        ("Loaded by", Raw(f"`{prepare.get('cmd', '-')}` (DVC stage `prepare`)")),
-        ("Test share (`data.test_size`)", data.get("test_size")),
-        ("Split seed (`data.seed`)", data.get("seed")),
-        *[(f"`data.{k}`", v) for k, v in sorted(data.items())
-          if k not in ("dataset", "test_size", "seed", "raw_csv")],
-    ]))
+    source = (
+        ("Raw data file (`data.raw_csv`)", Raw(f"`{raw}`"))
+        if raw
+        else (
+            "Data set (`data.dataset`)",
+            f"{data.get('dataset')} (bundled with scikit-learn, no download)",
+        )
+    )
+    out.append(
+        table(
+            ("fact", "value"),
+            [
+                source,
+                ("Loaded by", Raw(f"`{prepare.get('cmd', '-')}` (DVC stage `prepare`)")),
+                ("Test share (`data.test_size`)", data.get("test_size")),
+                ("Split seed (`data.seed`)", data.get("seed")),
+                *[
+                    (f"`data.{k}`", v)
+                    for k, v in sorted(data.items())
+                    if k not in ("dataset", "test_size", "seed", "raw_csv")
+                ],
+            ],
+        )
+    )
     out.append("### Schema\n")
     profile = read_json(root / "reference" / "data_profile.json")
     if profile is None:
-        out.append("`reference/data_profile.json` is absent: rebuild it with "
-                   f"`python -m {package_name(root)} profile` and review it.\n")
+        out.append(
+            "`reference/data_profile.json` is absent: rebuild it with "
+            f"`python -m {package_name(root)} profile` and review it.\n"
+        )
     else:
         margin = float(validate.get("range_margin", 0) or 0)
-        out.append("Rendered from the reviewed reference `reference/data_profile.json` and the "
-                   f"`validate` parameters: each feature must be a finite number within the "
-                   f"reference range widened by `validate.range_margin` = {margin} of the range on "
-                   "each side; no other column is accepted.\n")
+        out.append(
+            "Rendered from the reviewed reference `reference/data_profile.json` and the "
+            f"`validate` parameters: each feature must be a finite number within the "
+            f"reference range widened by `validate.range_margin` = {margin} of the range on "
+            "each side; no other column is accepted.\n"
+        )
         rows = []
         for name, stats in (profile.get("features") or {}).items():
             low, high = float(stats["min"]), float(stats["max"])
             pad = margin * (high - low)
             rows.append((Raw(f"`{name}`"), "float", low, high, low - pad, high + pad))
-        out.append(table(("column", "type", "reference min", "reference max", "allowed min",
-                          "allowed max"), rows))
+        out.append(
+            table(
+                ("column", "type", "reference min", "reference max", "allowed min", "allowed max"),
+                rows,
+            )
+        )
         labels = profile.get("labels") or {}
-        out.append(f"Label column `target`: one of {', '.join(f'`{k}`' for k in labels)}; the share "
-                   "of any label may move by at most `validate.max_label_shift` = "
-                   f"{validate.get('max_label_shift', '-')} against the reference.\n")
+        out.append(
+            f"Label column `target`: one of {', '.join(f'`{k}`' for k in labels)}; the share "
+            "of any label may move by at most `validate.max_label_shift` = "
+            f"{validate.get('max_label_shift', '-')} against the reference.\n"
+        )
         out.append(table(("label", "reference share"), sorted(labels.items())))
         out.append(f"Reference rows: {profile.get('rows', '-')}.\n")
-        extra = [(f"`validate.{k}`", v) for k, v in sorted(validate.items())
-                 if k not in ("range_margin", "max_label_shift")]
+        extra = [
+            (f"`validate.{k}`", v)
+            for k, v in sorted(validate.items())
+            if k not in ("range_margin", "max_label_shift")
+        ]
         if extra:
             out.append("Further validation thresholds from `params.yaml`:\n")
             out.append(table(("parameter", "value"), extra))
@@ -501,8 +607,10 @@ def data_card_facts(root: Path, params: dict[str, Any]) -> str:
             if str(item.get("path", "")).startswith("data"):
                 rows.append((Raw(f"`{item['path']}`"), stage, item.get("md5"), item.get("size")))
     if rows:
-        out.append("The hashes DVC recorded for the data outputs; `dvc status` says whether "
-                   "the files on disk still match.\n")
+        out.append(
+            "The hashes DVC recorded for the data outputs; `dvc status` says whether "
+            "the files on disk still match.\n"
+        )
         out.append(table(("file", "stage", "md5", "bytes"), sorted(rows, key=str)))
     else:
         out.append("No data output is locked yet: run `make pipeline`.\n")
@@ -511,6 +619,7 @@ def data_card_facts(root: Path, params: dict[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------------------- driver
+
 
 def render(root: Path) -> dict[str, str]:
     """Every generated file: path relative to docs/generated/ -> text."""
@@ -524,8 +633,10 @@ def render(root: Path) -> dict[str, str]:
         f"{PARTS}/data-card-facts.md": data_card_facts(root, params),
         **code_pages(controls, root),
     }
-    return {name: (header + text if not name.startswith(CODE + "/") else text)
-            for name, text in pages.items()}
+    return {
+        name: (header + text if not name.startswith(CODE + "/") else text)
+        for name, text in pages.items()
+    }
 
 
 def write(pages: dict[str, str], out: Path) -> None:

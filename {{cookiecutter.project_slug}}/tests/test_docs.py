@@ -22,8 +22,17 @@ SCRIPT = ROOT / "scripts" / "gen_docs.py"
 GENERATED = ROOT / "docs" / "generated"
 # Words and template syntax that mean "not filled in" (braces built so no template engine
 # mistakes this file for a template).
-PLACEHOLDERS = "|".join([r"\bTODO\b", r"\bTBD\b", r"\bFIXME\b", r"\bXXX\b", "lorem ipsum",
-                         re.escape("{" + "{"), re.escape("{" + "%")])
+PLACEHOLDERS = "|".join(
+    [
+        r"\bTODO\b",
+        r"\bTBD\b",
+        r"\bFIXME\b",
+        r"\bXXX\b",
+        "lorem ipsum",
+        re.escape("{" + "{"),
+        re.escape("{" + "%"),
+    ]
+)
 
 
 def load_gen_docs():
@@ -57,8 +66,9 @@ def scratch_root(tmp_path: Path) -> Path:
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, capture_output=True,
-                          text=True, check=False)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True, check=False
+    )
 
 
 def test_generated_pages_match_the_registry_and_the_last_run(capsys):
@@ -84,12 +94,16 @@ def test_a_changed_or_extra_page_is_reported_stale(tmp_path, capsys):
     gen_docs.write(pages, out)
     assert gen_docs.stale(pages, out) == []
     matrix = out / "controls-matrix.md"
-    matrix.write_text(matrix.read_text(encoding="utf-8").replace(control_ids()[0], "RENAMED"),
-                      encoding="utf-8")
+    matrix.write_text(
+        matrix.read_text(encoding="utf-8").replace(control_ids()[0], "RENAMED"), encoding="utf-8"
+    )
     (out / "old-page.md").write_text("left over\n", encoding="utf-8")
     (out / "parts" / "data-card-facts.md").unlink()
     assert gen_docs.stale(pages, out) == [
-        "controls-matrix.md", "parts/data-card-facts.md (missing)", "old-page.md (no longer generated)"]
+        "controls-matrix.md",
+        "parts/data-card-facts.md (missing)",
+        "old-page.md (no longer generated)",
+    ]
     capsys.readouterr()
     assert gen_docs.main(["--check", "--out", str(out)]) == 1
     printed = capsys.readouterr().out
@@ -102,9 +116,16 @@ def test_a_new_control_makes_the_pages_stale(tmp_path):
     out = tmp_path / "generated"
     gen_docs.write(gen_docs.render(root), out)
     registry = yaml.safe_load((root / "controls.yaml").read_text(encoding="utf-8"))
-    registry["controls"].append({"id": "NEW-CONTROL", "title": "A control added later",
-                                 "guide_risk": "Input manipulation (evasion)",
-                                 "exchange": "RATE LIMIT", "files": [], "tests": []})
+    registry["controls"].append(
+        {
+            "id": "NEW-CONTROL",
+            "title": "A control added later",
+            "guide_risk": "Input manipulation (evasion)",
+            "exchange": "RATE LIMIT",
+            "files": [],
+            "tests": [],
+        }
+    )
     (root / "controls.yaml").write_text(yaml.safe_dump(registry), encoding="utf-8")
     pages = gen_docs.render(root)
     assert "controls-matrix.md" in gen_docs.stale(pages, out)
@@ -118,12 +139,15 @@ def test_model_card_is_filled_from_the_reports(tmp_path):
     assert "No run recorded yet" in pages["parts/model-card-facts.md"]
     (root / "reports").mkdir()
     (root / "reports" / "metrics.json").write_text(json.dumps({"accuracy": 0.123457}))
-    (root / "reports" / "robustness.json").write_text(json.dumps(
-        {"attack": "hop-skip-jump", "adversarial_accuracy": 0.654321, "rows": [1, 2] * 20}))
+    (root / "reports" / "robustness.json").write_text(
+        json.dumps(
+            {"attack": "hop-skip-jump", "adversarial_accuracy": 0.654321, "rows": [1, 2] * 20}
+        )
+    )
     card = gen_docs.render(root)["parts/model-card-facts.md"]
     assert "| accuracy | 0.123457 |" in card
     assert "| adversarial_accuracy | 0.654321 |" in card
-    assert "| rows | 40 item(s) |" in card          # row-level detail is summarised, not copied
+    assert "| rows | 40 item(s) |" in card  # row-level detail is summarised, not copied
     assert "`reports/privacy.json` is absent" in card
 
 
@@ -134,7 +158,9 @@ def test_model_card_shows_the_last_mlflow_run():
     record = json.loads(record_file.read_text(encoding="utf-8"))
     card = gen_docs.render(ROOT)["parts/model-card-facts.md"]
     assert f"| MLflow run | {record['run_id']} |" in card
-    metrics = gen_docs.flatten(json.loads((ROOT / "reports" / "metrics.json").read_text(encoding="utf-8")))
+    metrics = gen_docs.flatten(
+        json.loads((ROOT / "reports" / "metrics.json").read_text(encoding="utf-8"))
+    )
     for name, value in metrics:
         assert f"| {name} | {gen_docs.cell(value)} |" in card, name
     if (ROOT / "mlflow.db").is_file() and record.get("tracking_uri", "").startswith("sqlite:"):
@@ -152,9 +178,24 @@ def test_data_card_renders_the_schema_and_data_hashes(tmp_path):
     for column in profile["features"]:
         assert f"| `{column}` | float |" in card, column
     assert "No data output is locked yet" in card
-    (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"prepare": {
-        "outs": [{"path": "data/prepared/train.csv", "md5": "0123456789abcdef0123456789abcdef",
-                  "size": 10}]}}}))
+    (root / "dvc.lock").write_text(
+        yaml.safe_dump(
+            {
+                "schema": "2.0",
+                "stages": {
+                    "prepare": {
+                        "outs": [
+                            {
+                                "path": "data/prepared/train.csv",
+                                "md5": "0123456789abcdef0123456789abcdef",
+                                "size": 10,
+                            }
+                        ]
+                    }
+                },
+            }
+        )
+    )
     card = gen_docs.render(root)["parts/data-card-facts.md"]
     assert "0123456789abcdef0123456789abcdef" in card
 

@@ -176,7 +176,10 @@ def git_ignored(files: list[Path]) -> set[Path]:
     """
     done = subprocess.run(  # nosec B603 B607  # fixed git command, paths on stdin, no shell
         ["git", "check-ignore", "-z", "--stdin"],
-        cwd=ROOT, input="\0".join(rel(p) for p in files), capture_output=True, text=True,
+        cwd=ROOT,
+        input="\0".join(rel(p) for p in files),
+        capture_output=True,
+        text=True,
         check=False,
     )
     return {ROOT / name for name in done.stdout.split("\0") if name}
@@ -527,8 +530,10 @@ def gate_ci() -> tuple[str, str]:
                 findings = json.loads(done.stdout or "[]")
             except json.JSONDecodeError:
                 findings = None
-            if findings is None or done.returncode not in (0, 14) or (
-                done.returncode == 14 and not findings
+            if (
+                findings is None
+                or done.returncode not in (0, 14)
+                or (done.returncode == 14 and not findings)
             ):
                 return NOT_RUN, f"zizmor exited {done.returncode}: {done.stderr.strip()[-300:]}"
             for finding in findings:

@@ -14,6 +14,7 @@ COMMANDS = {
     "robustness": ("robustness", "attack the model (evasion, membership inference); check limits"),
     "keygen": ("signing", "create the model-signing key pair in keys/ once (make setup runs it)"),
 }
+PIPELINE_STAGES = ("prepare", "validate", "train", "evaluate", "robustness")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,8 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, (_, text) in COMMANDS.items():
         sub.add_parser(name, help=text)
     sub.add_parser("profile", help="rebuild reference/data_profile.json from the bundled data")
-    sub.add_parser("serve", add_help=False,
-                   help="serve the verified model over HTTP on 127.0.0.1 (token required)")
+    sub.add_parser(
+        "serve",
+        add_help=False,
+        help="serve the verified model over HTTP on 127.0.0.1 (token required)",
+    )
     args, extra = parser.parse_known_args(argv)
     if args.command == "serve":
         from .serve import main as serve
@@ -36,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"wrote {write_profile()}: review the diff before committing it")
         return 0
+    if args.command in PIPELINE_STAGES:
+        # A bare `dvc repro` stops at its first stage, within seconds, when the tracking
+        # server cannot be used, rather than after training (a no-op for the local store).
+        from .tracking import preflight
+
+        preflight()
     module = importlib.import_module(f".{COMMANDS[args.command][0]}", __package__)
     return module.main()
 

@@ -118,9 +118,13 @@ def main() -> int:
         fate = "in the features: BLOCKED" if found["in_features"] else "dropped"
         log.warning("personal data in column %r (%s): %s", column, kinds, fate)
     if not report["passed"]:
-        log.error("personal data would reach the features (%s); nothing written. Remove it from "
-                  "the raw data or from %s; counts in %s", ", ".join(report["blocking_columns"]),
-                  PROFILE, pii_report.relative_to(paths.root))
+        log.error(
+            "personal data would reach the features (%s); nothing written. Remove it from "
+            "the raw data or from %s; counts in %s",
+            ", ".join(report["blocking_columns"]),
+            PROFILE,
+            pii_report.relative_to(paths.root),
+        )
         return 1
 
     try:
@@ -129,15 +133,22 @@ def main() -> int:
         log.error("%s", error)
         return 1
     if dropped:
-        log.info("data minimisation: dropped %d column(s) the model does not need: %s",
-                 len(dropped), ", ".join(dropped))
+        log.info(
+            "data minimisation: dropped %d column(s) the model does not need: %s",
+            len(dropped),
+            ", ".join(dropped),
+        )
     else:
         log.info("data minimisation: every raw column is a model feature; nothing dropped")
     train, test = split(frame, params["test_size"], params["seed"])
     paths.prepared.mkdir(parents=True, exist_ok=True)
     train.to_csv(paths.train_csv, index=False)
     test.to_csv(paths.test_csv, index=False)
-    log.info("wrote %s (%d rows) and %s (%d rows)",
-             paths.train_csv.relative_to(paths.root), len(train),
-             paths.test_csv.relative_to(paths.root), len(test))
+    log.info(
+        "wrote %s (%d rows) and %s (%d rows)",
+        paths.train_csv.relative_to(paths.root),
+        len(train),
+        paths.test_csv.relative_to(paths.root),
+        len(test),
+    )
     return 0

@@ -39,14 +39,25 @@ def plot(model: Any, frame: pd.DataFrame, scores: np.ndarray, paths: Paths) -> l
     paths.figures.mkdir(parents=True, exist_ok=True)
     drawn = []
     for name, title, draw in (
-        ("confusion_matrix", "Confusion matrix (test set)",
-         lambda ax: metrics.ConfusionMatrixDisplay.from_estimator(
-             model, features, truth, ax=ax, colorbar=False)),
-        ("roc_curve", "ROC curve (test set)",
-         lambda ax: metrics.RocCurveDisplay.from_predictions(truth, scores, ax=ax, name="model")),
-        ("precision_recall", "Precision-recall curve (test set)",
-         lambda ax: metrics.PrecisionRecallDisplay.from_predictions(
-             truth, scores, ax=ax, name="model")),
+        (
+            "confusion_matrix",
+            "Confusion matrix (test set)",
+            lambda ax: metrics.ConfusionMatrixDisplay.from_estimator(
+                model, features, truth, ax=ax, colorbar=False
+            ),
+        ),
+        (
+            "roc_curve",
+            "ROC curve (test set)",
+            lambda ax: metrics.RocCurveDisplay.from_predictions(truth, scores, ax=ax, name="model"),
+        ),
+        (
+            "precision_recall",
+            "Precision-recall curve (test set)",
+            lambda ax: metrics.PrecisionRecallDisplay.from_predictions(
+                truth, scores, ax=ax, name="model"
+            ),
+        ),
     ):
         figure, axis = plt.subplots(figsize=(4.5, 4))
         draw(axis)
@@ -72,16 +83,25 @@ def main() -> int:
     paths.reports.mkdir(parents=True, exist_ok=True)
     paths.metrics.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     figures = plot(model, frame, scores, paths)
-    log.info("wrote %s and %d plots in %s", paths.metrics.relative_to(paths.root), len(figures),
-             paths.figures.relative_to(paths.root))
+    log.info(
+        "wrote %s and %d plots in %s",
+        paths.metrics.relative_to(paths.root),
+        len(figures),
+        paths.figures.relative_to(paths.root),
+    )
 
     from . import tracking
 
-    log.info("recording the run in MLflow (%s)", tracking.display_uri(tracking.tracking_uri(paths, params)))
+    log.info(
+        "recording the run in MLflow (%s)",
+        tracking.display_uri(tracking.tracking_uri(paths, params)),
+    )
     run_id = tracking.record_run(paths, params, model, result, figures, frame.drop(columns=[LABEL]))
     log.info("MLflow run %s: params, metrics, lineage tags and the registered model", run_id)
     minimum = params["evaluate"]["min_accuracy"]
     if result["accuracy"] < minimum:
-        log.error("accuracy %.3f is below the minimum %.3f in params.yaml", result["accuracy"], minimum)
+        log.error(
+            "accuracy %.3f is below the minimum %.3f in params.yaml", result["accuracy"], minimum
+        )
         return 1
     return 0

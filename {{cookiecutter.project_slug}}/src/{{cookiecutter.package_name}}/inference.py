@@ -86,7 +86,8 @@ def check_rows(rows: Any, schema: list[Feature], max_rows: int) -> pd.DataFrame:
         raise InputError("rows", "batch_size", "is empty: send at least one row")
     if len(rows) > max_rows:
         raise InputError(
-            "rows", "batch_size",
+            "rows",
+            "batch_size",
             f"holds {len(rows)} rows, more than the limit of {max_rows} (serve.max_batch_rows)",
         )
     names = [feature.name for feature in schema]
@@ -97,8 +98,12 @@ def check_rows(rows: Any, schema: list[Feature], max_rows: int) -> pd.DataFrame:
             raise InputError("rows", "type", "must map feature names to numbers", row=index)
         unknown = sorted(set(row) - expected, key=str)
         if unknown:
-            raise InputError(str(unknown[0])[:64], "unknown_field",
-                             "is not a feature of the model: remove it", row=index)
+            raise InputError(
+                str(unknown[0])[:64],
+                "unknown_field",
+                "is not a feature of the model: remove it",
+                row=index,
+            )
         missing = [name for name in names if name not in row]
         if missing:
             raise InputError(missing[0], "missing_field", "is required", row=index)
@@ -114,7 +119,8 @@ def check_rows(rows: Any, schema: list[Feature], max_rows: int) -> pd.DataFrame:
                 raise InputError(feature.name, "infinite", "must be finite", row=index)
             if not feature.low <= value <= feature.high:
                 raise InputError(
-                    feature.name, "range",
+                    feature.name,
+                    "range",
                     f"is outside the allowed range [{feature.low:.6g}, {feature.high:.6g}]",
                     row=index,
                 )

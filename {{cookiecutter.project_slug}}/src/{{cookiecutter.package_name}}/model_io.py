@@ -52,8 +52,12 @@ def save_model(model: Any, path: Path, manifest: Path, **extra: Any) -> dict[str
     keys = signing.find_keys()
     signature = signing.sign(path, keys)
     if keys.private is None:
-        log.warning("no signing key (%s): %s is protected by its SHA-256 manifest only; "
-                    "run 'make setup' to create a key pair", keys.describe(), path.name)
+        log.warning(
+            "no signing key (%s): %s is protected by its SHA-256 manifest only; "
+            "run 'make setup' to create a key pair",
+            keys.describe(),
+            path.name,
+        )
     record = {
         "file": path.name,
         "format": "skops",
@@ -89,9 +93,12 @@ def verify_signature(path: Path, data: bytes | None = None) -> bool:
     """
     keys = signing.find_keys()
     if keys.public is None:
-        log.warning("no public key (%s): the signature of %s is not checked; relying on the "
-                    "SHA-256 manifest only (run 'make setup' to create a key pair)",
-                    keys.describe(), Path(path).name)
+        log.warning(
+            "no public key (%s): the signature of %s is not checked; relying on the "
+            "SHA-256 manifest only (run 'make setup' to create a key pair)",
+            keys.describe(),
+            Path(path).name,
+        )
         return False
     data = Path(path).read_bytes() if data is None else data
     with tempfile.TemporaryDirectory() as folder:
@@ -122,5 +129,6 @@ def load_model(path: Path, manifest: Path) -> Any:
     untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in TRUSTED_TYPES]
     if untrusted:
         raise ModelIntegrityError(
-            f"{path} holds types that are not trusted: {', '.join(untrusted)}")
+            f"{path} holds types that are not trusted: {', '.join(untrusted)}"
+        )
     return sio.loads(data, trusted=TRUSTED_TYPES)

@@ -34,8 +34,8 @@ NAME_HINT = re.compile(
     r"ip_?addr|national_id|tax_id)($|_)"
 )
 WORD = re.compile(r"[^\W\d_]{2,}")
-FREE_TEXT_MIN_WORDS = 4     # a value with at least this many words counts as free text
-FREE_TEXT_MIN_SHARE = 0.2   # ... and a column is free text when this share of rows is
+FREE_TEXT_MIN_WORDS = 4  # a value with at least this many words counts as free text
+FREE_TEXT_MIN_SHARE = 0.2  # ... and a column is free text when this share of rows is
 
 
 def luhn_ok(digits: str) -> bool:
@@ -65,8 +65,10 @@ def _cards(text: str) -> bool:
 
 
 def _phones(text: str) -> bool:
-    return any(7 <= len(re.sub(r"\D", "", m.group())) <= 15 and not DATE.fullmatch(m.group())
-               for m in PHONE.finditer(text))
+    return any(
+        7 <= len(re.sub(r"\D", "", m.group())) <= 15 and not DATE.fullmatch(m.group())
+        for m in PHONE.finditer(text)
+    )
 
 
 DETECTORS = {
@@ -75,8 +77,9 @@ DETECTORS = {
     "iban": lambda text: any(iban_ok(m.group()) for m in IBAN.finditer(text)),
     "payment_card": _cards,
     "phone": _phones,
-    "free_text": lambda text: sum(bool(WORD.search(w)) for w in text.split())
-    >= FREE_TEXT_MIN_WORDS,
+    "free_text": lambda text: (
+        sum(bool(WORD.search(w)) for w in text.split()) >= FREE_TEXT_MIN_WORDS
+    ),
 }
 
 
@@ -122,8 +125,15 @@ def scan(frame: pd.DataFrame, features: list[str] | None = None) -> dict[str, An
         if NAME_HINT.search(str(name).lower()):
             kinds["column_name"] = len(frame)
         if kinds:
-            columns[str(name)] = {"kinds": kinds, "rows": max(kinds.values()),
-                                  "in_features": name in features}
+            columns[str(name)] = {
+                "kinds": kinds,
+                "rows": max(kinds.values()),
+                "in_features": name in features,
+            }
     blocking = sorted(n for n, c in columns.items() if c["in_features"])
-    return {"passed": not blocking, "rows": len(frame), "columns": columns,
-            "blocking_columns": blocking}
+    return {
+        "passed": not blocking,
+        "rows": len(frame),
+        "columns": columns,
+        "blocking_columns": blocking,
+    }

@@ -35,12 +35,14 @@ def split_pipeline(model: Any) -> tuple[Any, Any]:
     steps = getattr(model, "named_steps", {})
     if "scale" not in steps or "classify" not in steps:
         raise ValueError(
-            "the robustness stage expects Pipeline([('scale', ...), ('classify', ...)])")
+            "the robustness stage expects Pipeline([('scale', ...), ('classify', ...)])"
+        )
     return steps["scale"], steps["classify"]
 
 
-def adversarial_examples(classifier: Any, inputs: np.ndarray, labels: np.ndarray,
-                         params: dict[str, Any]) -> np.ndarray:
+def adversarial_examples(
+    classifier: Any, inputs: np.ndarray, labels: np.ndarray, params: dict[str, Any]
+) -> np.ndarray:
     """Adversarial versions of `inputs` (scaled space) crafted with ART."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -50,17 +52,25 @@ def adversarial_examples(classifier: Any, inputs: np.ndarray, labels: np.ndarray
     attack_name = params["attack"]
     if attack_name not in ATTACKS:
         raise ValueError(
-            f"robustness.attack is {attack_name!r}: choose one of {', '.join(ATTACKS)}")
+            f"robustness.attack is {attack_name!r}: choose one of {', '.join(ATTACKS)}"
+        )
     target = SklearnClassifier(model=classifier)
     if not hasattr(target, "loss_gradient"):
-        raise ValueError(f"{type(classifier).__name__} gives ART no gradients: FGSM/PGD need a "
-                         "differentiable model such as LogisticRegression")
+        raise ValueError(
+            f"{type(classifier).__name__} gives ART no gradients: FGSM/PGD need a "
+            "differentiable model such as LogisticRegression"
+        )
     eps = float(params["eps"])
     if attack_name == "fgsm":
         attack = FastGradientMethod(target, eps=eps)
     else:
-        attack = ProjectedGradientDescent(target, eps=eps, eps_step=eps / 4,
-                                          max_iter=int(params.get("max_iter", 10)), verbose=False)
+        attack = ProjectedGradientDescent(
+            target,
+            eps=eps,
+            eps_step=eps / 4,
+            max_iter=int(params.get("max_iter", 10)),
+            verbose=False,
+        )
     one_hot = np.eye(len(classifier.classes_))[np.searchsorted(classifier.classes_, labels)]
     return attack.generate(inputs.astype(np.float32), y=one_hot)
 
@@ -76,8 +86,11 @@ def evasion(model: Any, test: pd.DataFrame, params: dict[str, Any]) -> dict[str,
     clean = float((classifier.predict(inputs) == labels).mean())
     attacked = float((classifier.predict(adversarial) == labels).mean())
     return {
-        "attack": params["attack"], "eps": float(params["eps"]), "space": "standardised features",
-        "rows": len(test), "clean_accuracy": round(clean, 6),
+        "attack": params["attack"],
+        "eps": float(params["eps"]),
+        "space": "standardised features",
+        "rows": len(test),
+        "clean_accuracy": round(clean, 6),
         "adversarial_accuracy": round(attacked, 6),
         "min_adversarial_accuracy": params["min_adversarial_accuracy"],
         "passed": attacked >= params["min_adversarial_accuracy"],
@@ -91,15 +104,19 @@ def row_losses(model: Any, frame: pd.DataFrame) -> np.ndarray:
     return -np.log(np.clip(probabilities[np.arange(len(frame)), index], 1e-12, 1.0))
 
 
-def membership_inference(model: Any, train: pd.DataFrame, test: pd.DataFrame,
-                         params: dict[str, Any]) -> dict[str, Any]:
+def membership_inference(
+    model: Any, train: pd.DataFrame, test: pd.DataFrame, params: dict[str, Any]
+) -> dict[str, Any]:
     """Loss-threshold membership inference: AUC of -loss for members vs non-members."""
     members, others = row_losses(model, train), row_losses(model, test)
     truth = np.r_[np.ones(len(members)), np.zeros(len(others))]
     auc = float(roc_auc_score(truth, -np.r_[members, others]))
     return {
-        "attack": "loss threshold", "members": len(members), "non_members": len(others),
-        "membership_auc": round(auc, 6), "mean_loss_members": round(float(members.mean()), 6),
+        "attack": "loss threshold",
+        "members": len(members),
+        "non_members": len(others),
+        "membership_auc": round(auc, 6),
+        "mean_loss_members": round(float(members.mean()), 6),
         "mean_loss_non_members": round(float(others.mean()), 6),
         "max_membership_auc": params["max_membership_auc"],
         "passed": auc <= params["max_membership_auc"],
@@ -134,25 +151,45 @@ def main() -> int:
     privacy = membership_inference(model, train, test, params["privacy"])
     paths.reports.mkdir(parents=True, exist_ok=True)
     for name, report in (("robustness", robust), ("privacy", privacy)):
-        (paths.reports / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n",
-                                                    encoding="utf-8")
-    log.info("evasion (%s, eps %.3g): accuracy %.3f clean, %.3f under attack (minimum %.3f)",
-             robust["attack"], robust["eps"], robust["clean_accuracy"],
-             robust["adversarial_accuracy"], robust["min_adversarial_accuracy"])
-    log.info("membership inference (loss threshold): AUC %.3f (maximum %.3f)",
-             privacy["membership_auc"], privacy["max_membership_auc"])
-    run_id = log_to_mlflow(paths, params, {
-        "adversarial_accuracy": robust["adversarial_accuracy"],
-        "adversarial_clean_accuracy": robust["clean_accuracy"],
-        "membership_auc": privacy["membership_auc"],
-    })
+        (paths.reports / f"{name}.json").write_text(
+            json.dumps(report, indent=2) + "\n", encoding="utf-8"
+        )
+    log.info(
+        "evasion (%s, eps %.3g): accuracy %.3f clean, %.3f under attack (minimum %.3f)",
+        robust["attack"],
+        robust["eps"],
+        robust["clean_accuracy"],
+        robust["adversarial_accuracy"],
+        robust["min_adversarial_accuracy"],
+    )
+    log.info(
+        "membership inference (loss threshold): AUC %.3f (maximum %.3f)",
+        privacy["membership_auc"],
+        privacy["max_membership_auc"],
+    )
+    run_id = log_to_mlflow(
+        paths,
+        params,
+        {
+            "adversarial_accuracy": robust["adversarial_accuracy"],
+            "adversarial_clean_accuracy": robust["clean_accuracy"],
+            "membership_auc": privacy["membership_auc"],
+        },
+    )
     log.info("logged to MLflow run %s", run_id)
-    failed = [f"adversarial accuracy {robust['adversarial_accuracy']:.3f} is below "
-              f"robustness.min_adversarial_accuracy {robust['min_adversarial_accuracy']}"
-              ] if not robust["passed"] else []
+    failed = (
+        [
+            f"adversarial accuracy {robust['adversarial_accuracy']:.3f} is below "
+            f"robustness.min_adversarial_accuracy {robust['min_adversarial_accuracy']}"
+        ]
+        if not robust["passed"]
+        else []
+    )
     if not privacy["passed"]:
-        failed.append(f"membership-inference AUC {privacy['membership_auc']:.3f} is above "
-                      f"privacy.max_membership_auc {privacy['max_membership_auc']}")
+        failed.append(
+            f"membership-inference AUC {privacy['membership_auc']:.3f} is above "
+            f"privacy.max_membership_auc {privacy['max_membership_auc']}"
+        )
     for problem in failed:
         log.error("%s (params.yaml; reports/robustness.json, reports/privacy.json)", problem)
     return 1 if failed else 0

@@ -101,8 +101,11 @@ def audit_logger(path: str = "") -> logging.Logger:
             logger.removeHandler(handler)
             handler.close()
     if not any(getattr(h, "audit_target", None) == target for h in logger.handlers):
-        handler = (logging.FileHandler(path, encoding="utf-8") if path
-                   else logging.StreamHandler(sys.stderr))
+        handler = (
+            logging.FileHandler(path, encoding="utf-8")
+            if path
+            else logging.StreamHandler(sys.stderr)
+        )
         handler.audit_target = target  # type: ignore[attr-defined]
         logger.addHandler(handler)
     return logger
@@ -140,10 +143,13 @@ def create_app(
         wait = max(1, math.ceil(reset - time.time()))
         request.state.audit = {"rule": "rate_limit"}
         return JSONResponse(
-            {"error": "rate_limited",
-             "message": f"more than {settings['rate_limit']} requests from this client; "
-                        f"retry after {wait} s"},
-            status_code=429, headers={"Retry-After": str(wait)},
+            {
+                "error": "rate_limited",
+                "message": f"more than {settings['rate_limit']} requests from this client; "
+                f"retry after {wait} s",
+            },
+            status_code=429,
+            headers={"Retry-After": str(wait)},
         )
 
     async def read_body(request: Request) -> bytes | None:
@@ -167,16 +173,21 @@ def create_app(
         if not hmac.compare_digest(given, expected):
             request.state.audit = {"rule": "token"}
             return JSONResponse(
-                {"error": "unauthorized",
-                 "message": "send the API token as 'Authorization: Bearer <token>'"},
-                status_code=401, headers={"WWW-Authenticate": "Bearer"},
+                {
+                    "error": "unauthorized",
+                    "message": "send the API token as 'Authorization: Bearer <token>'",
+                },
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
             )
         body = await read_body(request)
         if body is None:
             request.state.audit = {"rule": "body_size"}
             return JSONResponse(
-                {"error": "too_large",
-                 "message": f"request body over {max_body} bytes (serve.max_body_bytes)"},
+                {
+                    "error": "too_large",
+                    "message": f"request body over {max_body} bytes (serve.max_body_bytes)",
+                },
                 status_code=413,
             )
         try:
@@ -184,31 +195,45 @@ def create_app(
         except (ValueError, RecursionError):  # bad JSON, bad UTF-8, absurd nesting
             request.state.audit = {"rule": "json"}
             return JSONResponse(
-                {"error": "invalid_input", "field": "body", "rule": "json",
-                 "message": "the body is not valid JSON: send {\"rows\": [{...}, ...]}"},
+                {
+                    "error": "invalid_input",
+                    "field": "body",
+                    "rule": "json",
+                    "message": 'the body is not valid JSON: send {"rows": [{...}, ...]}',
+                },
                 status_code=422,
             )
         rows = payload.get("rows") if isinstance(payload, dict) else None
         try:
             if rows is None:
-                raise InputError("rows", "missing_field",
-                                 "is required: send {\"rows\": [{feature: number, ...}, ...]}")
+                raise InputError(
+                    "rows",
+                    "missing_field",
+                    'is required: send {"rows": [{feature: number, ...}, ...]}',
+                )
             answers = predictor.predict(rows)
         except InputError as error:
             known = error.field in {f.name for f in predictor.schema} or error.field == "rows"
             request.state.audit = {"rule": error.rule, "field": error.field if known else "?"}
             return JSONResponse(
-                {"error": "invalid_input", "field": error.field, "rule": error.rule,
-                 "row": error.row, "message": str(error)},
+                {
+                    "error": "invalid_input",
+                    "field": error.field,
+                    "rule": error.rule,
+                    "row": error.row,
+                    "message": str(error),
+                },
                 status_code=422,
             )
         request.state.rows = len(answers)
         return JSONResponse({"predictions": answers})
 
-    app = Starlette(routes=[
-        Route("/health", health, methods=["GET"]),
-        Route("/predict", predict, methods=["POST"]),
-    ])
+    app = Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/predict", predict, methods=["POST"]),
+        ]
+    )
     return AuditMiddleware(app, audit)  # type: ignore[return-value]
 
 
@@ -256,12 +281,16 @@ def is_loopback(host: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=f"python -m {__package__} serve",
-                                     description="serve the verified model over HTTP")
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__package__} serve", description="serve the verified model over HTTP"
+    )
     parser.add_argument("--host", help="address to bind (default serve.host, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default serve.port, 8000)")
-    parser.add_argument("--allow-remote", action="store_true",
-                        help="allow binding a non-loopback address (put TLS in front of it)")
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow binding a non-loopback address (put TLS in front of it)",
+    )
     args = parser.parse_args(argv)
     try:
         paths = Paths()
@@ -284,8 +313,15 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     print(f"serving on http://{host}:{port} (POST /predict, GET /health)", file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                server_header=False, date_header=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        date_header=False,
+    )
     return 0
 
 

@@ -65,8 +65,9 @@ def find_keys(root: Path | None = None) -> Keys:
     """The signing keys that exist: private and/or public (None when absent)."""
     folder = key_folder(root)
     private, public = folder / PRIVATE_NAME, folder / PUBLIC_NAME
-    return Keys(folder, private if private.is_file() else None,
-                public if public.is_file() else None)
+    return Keys(
+        folder, private if private.is_file() else None, public if public.is_file() else None
+    )
 
 
 def generate_keys(folder: Path) -> tuple[Path, Path, bool]:
@@ -85,14 +86,18 @@ def generate_keys(folder: Path) -> tuple[Path, Path, bool]:
     folder.chmod(0o700)
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
     descriptor = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(pem)
-    public.write_bytes(key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     return private, public, True
 
 
@@ -131,7 +136,8 @@ def verify(model: Path, keys: Keys, signature: Path | None = None) -> None:
     fix = "restore the files with 'dvc checkout' or retrain with 'make pipeline'"
     if not signature.is_file():
         raise SignatureError(
-            f"{model} has no signature {signature.name}: refusing to load it ({fix})")
+            f"{model} has no signature {signature.name}: refusing to load it ({fix})"
+        )
     if is_unsigned(signature):
         raise SignatureError(
             f"{model} is unsigned but a public key is configured ({keys.public}): refusing to "

@@ -151,7 +151,14 @@ def start(paths: Paths, params: dict[str, Any]) -> str:
     if experiment is not None:
         return experiment.experiment_id
     location = (paths.root / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
-    return mlflow.create_experiment(name, artifact_location=location)
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException as error:
+        # Another pipeline created it between our lookup and our create: use theirs.
+        experiment = mlflow.get_experiment_by_name(name)
+        if error.error_code != "RESOURCE_ALREADY_EXISTS" or experiment is None:
+            raise
+        return experiment.experiment_id
 
 
 def git(paths: Paths, *args: str) -> str:
@@ -267,13 +274,21 @@ def record_run(
             name="model",
             serialization_format="skops",
             registered_model_name=params["mlflow"]["registered_model"],
-            pip_requirements=[f"scikit-learn=={tags['env.scikit-learn']}", f"skops=={tags['env.skops']}"],
+            pip_requirements=[
+                f"scikit-learn=={tags['env.scikit-learn']}",
+                f"skops=={tags['env.skops']}",
+            ],
             input_example=example.head(2),
         )
         run_id = run.info.run_id
-    record = {"run_id": run_id, "experiment_id": experiment_id,
-              "tracking_uri": display_uri(mlflow.get_tracking_uri())}
-    (paths.reports / "mlflow_run.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    record = {
+        "run_id": run_id,
+        "experiment_id": experiment_id,
+        "tracking_uri": display_uri(mlflow.get_tracking_uri()),
+    }
+    (paths.reports / "mlflow_run.json").write_text(
+        json.dumps(record, indent=2) + "\n", encoding="utf-8"
+    )
     return run_id
 
 

@@ -49,9 +49,16 @@ def main() -> int:
     model = fit(frame, params["train"])
     accuracy = float(model.score(frame.drop(columns=[LABEL]), frame[LABEL]))
     record = save_model(
-        model, paths.model, paths.model_manifest,
-        train_accuracy=round(accuracy, 6), features=[c for c in frame.columns if c != LABEL],
+        model,
+        paths.model,
+        paths.model_manifest,
+        train_accuracy=round(accuracy, 6),
+        features=[c for c in frame.columns if c != LABEL],
     )
-    log.info("saved %s (sha256 %s, train accuracy %.3f)",
-             paths.model.relative_to(paths.root), record["sha256"][:12], accuracy)
+    log.info(
+        "saved %s (sha256 %s, train accuracy %.3f)",
+        paths.model.relative_to(paths.root),
+        record["sha256"][:12],
+        accuracy,
+    )
     return 0

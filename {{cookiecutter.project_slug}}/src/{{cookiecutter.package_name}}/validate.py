@@ -87,16 +87,22 @@ def label_shift(frame: pd.DataFrame, profile: dict[str, Any]) -> float:
 
 def _rejection(row: Any, column: Any, rule: str, value: Any = None) -> dict[str, Any]:
     missing = row is None or (not isinstance(row, str) and pd.isna(row))
-    return {"row": None if missing else int(row), "column": None if column is None else str(column),
-            "rule": rule, "value": None if value is None or pd.isna(value) else str(value)}
+    return {
+        "row": None if missing else int(row),
+        "column": None if column is None else str(column),
+        "rule": rule,
+        "value": None if value is None or pd.isna(value) else str(value),
+    }
 
 
 def schema_rejections(frame: pd.DataFrame, profile: dict[str, Any], margin: float) -> list[dict]:
     try:
         build_schema(profile, margin).validate(frame, lazy=True)
     except SchemaErrors as errors:
-        return [_rejection(case.index, case.column, f"schema: {case.check}", case.failure_case)
-                for case in errors.failure_cases.itertuples(index=False)]
+        return [
+            _rejection(case.index, case.column, f"schema: {case.check}", case.failure_case)
+            for case in errors.failure_cases.itertuples(index=False)
+        ]
     return []
 
 
@@ -124,10 +130,13 @@ def duplicate_rejections(
     share = float(duplicated.mean()) if len(frame) else 0.0
     stats["duplicate_share"] = round(share, 6)
     if share > params["max_duplicate_share"]:
-        problems.append(f"{int(duplicated.sum())} exact duplicate row(s), share {share:.3f} "
-                        f"(limit {params['max_duplicate_share']})")
-        rejected += [_rejection(i, None, "duplicate of an earlier row")
-                     for i in frame.index[duplicated]]
+        problems.append(
+            f"{int(duplicated.sum())} exact duplicate row(s), share {share:.3f} "
+            f"(limit {params['max_duplicate_share']})"
+        )
+        rejected += [
+            _rejection(i, None, "duplicate of an earlier row") for i in frame.index[duplicated]
+        ]
 
     numeric = frame.loc[scaled.index, features].apply(pd.to_numeric, errors="coerce")
     rounded = numeric.round(params["duplicate_decimals"])
@@ -135,11 +144,14 @@ def duplicate_rejections(
     conflicting = groups.transform("nunique") > 1
     stats["conflicting_duplicates"] = int(conflicting.sum())
     if conflicting.any():
-        problems.append(f"{int(conflicting.sum())} row(s) share their features (rounded to "
-                        f"{params['duplicate_decimals']} decimals) with a row of another label")
+        problems.append(
+            f"{int(conflicting.sum())} row(s) share their features (rounded to "
+            f"{params['duplicate_decimals']} decimals) with a row of another label"
+        )
         rule = "conflicting duplicate: same features as another row, different label"
-        rejected += [_rejection(i, LABEL, rule, scaled.at[i, LABEL])
-                     for i in conflicting.index[conflicting]]
+        rejected += [
+            _rejection(i, LABEL, rule, scaled.at[i, LABEL]) for i in conflicting.index[conflicting]
+        ]
 
     from scipy.spatial import cKDTree
 
@@ -153,10 +165,14 @@ def duplicate_rejections(
         near = {int(scaled.index[i]) for i in pairs.ravel()} - set(conflicting.index[conflicting])
     stats["conflicting_near_duplicates"] = len(near)
     if near:
-        problems.append(f"{len(near)} row(s) lie within {params['near_duplicate_distance']} of a "
-                        "row with another label (near-duplicates with flipped labels)")
-        rule = (f"conflicting near-duplicate: within {params['near_duplicate_distance']} of a row "
-                "with another label")
+        problems.append(
+            f"{len(near)} row(s) lie within {params['near_duplicate_distance']} of a "
+            "row with another label (near-duplicates with flipped labels)"
+        )
+        rule = (
+            f"conflicting near-duplicate: within {params['near_duplicate_distance']} of a row "
+            "with another label"
+        )
         rejected += [_rejection(i, LABEL, rule, scaled.at[i, LABEL]) for i in sorted(near)]
     return rejected, problems, stats
 
@@ -181,8 +197,14 @@ def label_noise(
     rule = f"label disagrees with {needed} or more of its {k} nearest neighbours"
     rows = [_rejection(i, LABEL, rule, scaled.at[i, LABEL]) for i in scaled.index[lonely]]
     limit = params["max_label_noise_share"]
-    return rows, [f"{int(lonely.sum())} row(s) ({share:.3f}) carry a label that {needed} of their "
-                  f"{k} nearest neighbours contradict (limit {limit}): flipped labels?"], share
+    return (
+        rows,
+        [
+            f"{int(lonely.sum())} row(s) ({share:.3f}) carry a label that {needed} of their "
+            f"{k} nearest neighbours contradict (limit {limit}): flipped labels?"
+        ],
+        share,
+    )
 
 
 def validate_frame(
@@ -251,11 +273,13 @@ def check_locked_data(paths: Paths, params: dict[str, Any]) -> dict[str, Any]:
             if params["require_locked_data"]:
                 result["problems"].append(
                     f"dvc.lock has no md5 for {relpath}: run the pipeline with 'make pipeline' "
-                    "(dvc repro), or set validate.require_locked_data: false to check by hand")
+                    "(dvc repro), or set validate.require_locked_data: false to check by hand"
+                )
         elif recorded != actual:
             result["problems"].append(
                 f"{relpath} changed after 'prepare' wrote it (md5 {actual[:12]}..., dvc.lock "
-                f"says {recorded[:12]}...): refusing it; re-run 'make pipeline' to rebuild it")
+                f"says {recorded[:12]}...): refusing it; re-run 'make pipeline' to rebuild it"
+            )
     result["passed"] = not result["problems"]
     return result
 
@@ -294,7 +318,9 @@ def main() -> int:
     }
     paths.validation_report.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     if not summary["passed"]:
-        log.error("data rejected before training; rejected rows (row, column, rule) in %s",
-                  paths.validation_report.relative_to(paths.root))
+        log.error(
+            "data rejected before training; rejected rows (row, column, rule) in %s",
+            paths.validation_report.relative_to(paths.root),
+        )
         return 1
     return 0

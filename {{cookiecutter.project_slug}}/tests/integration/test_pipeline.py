@@ -15,8 +15,21 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SKIP = shutil.ignore_patterns(
-    ".venv", ".git", "data", "models", "reports", "mlflow.db*", "mlartifacts", "mlruns",
-    "cache", "tmp", "storage", "site", "__pycache__", ".pytest_cache", ".ruff_cache",
+    ".venv",
+    ".git",
+    "data",
+    "models",
+    "reports",
+    "mlflow.db*",
+    "mlartifacts",
+    "mlruns",
+    "cache",
+    "tmp",
+    "storage",
+    "site",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
 )
 
 
@@ -31,9 +44,22 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def project(tmp_path_factory) -> Path:
     copy = tmp_path_factory.mktemp("pipeline") / "project"
     shutil.copytree(ROOT, copy, ignore=SKIP)
-    for args in (["git", "init", "-q"], ["git", "add", "-A"],
-                 ["git", "-c", "user.name=test", "-c", "user.email=test@example.com",
-                  "commit", "-q", "--no-verify", "-m", "scratch copy"]):
+    for args in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        [
+            "git",
+            "-c",
+            "user.name=test",
+            "-c",
+            "user.email=test@example.com",
+            "commit",
+            "-q",
+            "--no-verify",
+            "-m",
+            "scratch copy",
+        ],
+    ):
         assert run(args, copy).returncode == 0
     done = run(["dvc", "repro"], copy)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -84,6 +110,8 @@ def test_changing_a_training_parameter_reruns_only_train_and_after(project):
     params.write_text(params.read_text().replace("C: 1.0", "C: 0.5"))
     done = run(["dvc", "repro"], project)
     assert done.returncode == 0, done.stdout + done.stderr
-    ran = {line.split("'")[1] for line in done.stdout.splitlines() if line.startswith("Running stage")}
+    ran = {
+        line.split("'")[1] for line in done.stdout.splitlines() if line.startswith("Running stage")
+    }
     assert {"train", "evaluate"} <= ran
     assert not ran & {"prepare", "validate"}

@@ -110,8 +110,10 @@ def make_root(target: Path, train: pd.DataFrame, test: pd.DataFrame, params: dic
     paths.prepared.mkdir(parents=True)
     train.to_csv(paths.train_csv, index=False)
     test.to_csv(paths.test_csv, index=False)
-    outs = [{"path": p.relative_to(target).as_posix(), "hash": "md5", "md5": md5_file(p)}
-            for p in (paths.test_csv, paths.train_csv)]
+    outs = [
+        {"path": p.relative_to(target).as_posix(), "hash": "md5", "md5": md5_file(p)}
+        for p in (paths.test_csv, paths.train_csv)
+    ]
     lock = {"schema": "2.0", "stages": {"prepare": {"cmd": "prepare", "outs": outs}}}
     paths.dvc_lock.write_text(yaml.safe_dump(lock), encoding="utf-8")
     return paths
@@ -161,8 +163,22 @@ def test_dvc_repro_stops_at_validate_and_never_trains_on_poisoned_data(tmp_path,
     import sys
 
     skip = shutil.ignore_patterns(
-        ".venv", ".git", "data", "models", "reports", "mlflow.db*", "mlartifacts", "mlruns",
-        "cache", "tmp", "site", "__pycache__", ".pytest_cache", ".ruff_cache", "keys")
+        ".venv",
+        ".git",
+        "data",
+        "models",
+        "reports",
+        "mlflow.db*",
+        "mlartifacts",
+        "mlruns",
+        "cache",
+        "tmp",
+        "site",
+        "__pycache__",
+        ".pytest_cache",
+        ".ruff_cache",
+        "keys",
+    )
     copy = tmp_path / "project"
     shutil.copytree(ROOT, copy, ignore=skip)
     train = pd.concat(frames, ignore_index=True)
@@ -173,17 +189,20 @@ def test_dvc_repro_stops_at_validate_and_never_trains_on_poisoned_data(tmp_path,
     params = yaml.safe_load((copy / "params.yaml").read_text())
     params["data"]["raw_csv"] = "raw/records.csv"
     (copy / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MLFLOW_TRACKING", "PROJECT_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "PROJECT_"))}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     subprocess.run(["git", "init", "-q"], cwd=copy, check=True)
-    done = subprocess.run(["dvc", "repro"], cwd=copy, env=env, capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        ["dvc", "repro"], cwd=copy, env=env, capture_output=True, text=True, check=False
+    )
     log = done.stdout + done.stderr
     assert done.returncode != 0, log
     assert "Running stage 'validate'" in log and "Running stage 'train'" not in log
     assert not (copy / "models" / "model.skops").exists()
     report = json.loads((copy / "reports" / "validation.json").read_text())
     assert report["passed"] is False
-    assert any(r["rule"].startswith("conflicting duplicate")
-               for part in ("train", "test") for r in report[part]["rejected_rows"])
+    assert any(
+        r["rule"].startswith("conflicting duplicate")
+        for part in ("train", "test")
+        for r in report[part]["rejected_rows"]
+    )

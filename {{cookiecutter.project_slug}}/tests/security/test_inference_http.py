@@ -24,8 +24,14 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory, frames, params):
-    return make_root(tmp_path_factory.mktemp("http"), frames[0], params,
-                     rate_limit="1000/minute", max_body_bytes=20000, max_batch_rows=10)
+    return make_root(
+        tmp_path_factory.mktemp("http"),
+        frames[0],
+        params,
+        rate_limit="1000/minute",
+        max_body_bytes=20000,
+        max_batch_rows=10,
+    )
 
 
 @pytest.fixture
@@ -57,11 +63,16 @@ def test_valid_request_with_the_token_is_answered_coarsely(client, frames):
     assert all(set(a) == {"label", "confidence"} for a in answers)
 
 
-@pytest.mark.parametrize("headers", [
-    {}, {"Authorization": "Bearer wrong-token-0123456789abcdef"},
-    {"Authorization": TOKEN}, {"Authorization": f"Basic {TOKEN}"},
-    {"Authorization": f"Bearer {TOKEN}x"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong-token-0123456789abcdef"},
+        {"Authorization": TOKEN},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": f"Bearer {TOKEN}x"},
+    ],
+)
 def test_missing_or_wrong_token_is_401(client, frames, headers):
     done = client.post("/predict", json={"rows": rows_of(frames[1], 1)}, headers=headers)
     assert done.status_code == 401
@@ -71,8 +82,9 @@ def test_missing_or_wrong_token_is_401(client, frames, headers):
 
 def test_a_flood_is_cut_at_the_limit_with_retry_after(root, frames):
     params = load_params(root)
-    app = create_app(root, {**params, "serve": {**params["serve"], "rate_limit": "5/minute"}},
-                     token=TOKEN)
+    app = create_app(
+        root, {**params, "serve": {**params["serve"], "rate_limit": "5/minute"}}, token=TOKEN
+    )
     client = TestClient(app)
     body = {"rows": rows_of(frames[1], 1)}
     codes = [client.post("/predict", json=body, headers=AUTH).status_code for _ in range(8)]
@@ -82,13 +94,16 @@ def test_a_flood_is_cut_at_the_limit_with_retry_after(root, frames):
     assert 1 <= int(refused.headers["retry-after"]) <= 60
 
 
-@pytest.mark.parametrize(("change", "field", "rule"), [
-    (lambda row: row.update(mean_radius=1e6), "mean_radius", "range"),
-    (lambda row: row.update(mean_radius="big"), "mean_radius", "type"),
-    (lambda row: row.update(mean_radius=None), "mean_radius", "type"),
-    (lambda row: row.pop("mean_radius"), "mean_radius", "missing_field"),
-    (lambda row: row.update(extra=1.0), "extra", "unknown_field"),
-])
+@pytest.mark.parametrize(
+    ("change", "field", "rule"),
+    [
+        (lambda row: row.update(mean_radius=1e6), "mean_radius", "range"),
+        (lambda row: row.update(mean_radius="big"), "mean_radius", "type"),
+        (lambda row: row.update(mean_radius=None), "mean_radius", "type"),
+        (lambda row: row.pop("mean_radius"), "mean_radius", "missing_field"),
+        (lambda row: row.update(extra=1.0), "extra", "unknown_field"),
+    ],
+)
 def test_bad_input_is_422_naming_the_field_and_rule(client, frames, change, field, rule):
     rows = rows_of(frames[1], 2)
     change(rows[1])
@@ -103,8 +118,9 @@ def test_nan_infinity_broken_json_and_big_batches_are_422(client, frames):
     row = rows_of(frames[1], 1)[0]
     for literal, rule in (("NaN", "nan"), ("Infinity", "infinite"), ("-Infinity", "infinite")):
         text = json.dumps({"rows": [row]}).replace(str(row["mean_area"]), literal, 1)
-        done = client.post("/predict", content=text,
-                           headers={**AUTH, "content-type": "application/json"})
+        done = client.post(
+            "/predict", content=text, headers={**AUTH, "content-type": "application/json"}
+        )
         assert (done.status_code, done.json()["rule"]) == (422, rule), text[:80]
     for broken in (b"{not json", b"\xff\xfe", b"[" * 9000 + b"]" * 9000):
         done = client.post("/predict", content=broken, headers=AUTH)
@@ -147,8 +163,9 @@ def test_every_request_is_audited_without_input_values(client, frames, audit_lin
 def test_audit_lines_can_go_to_a_file_instead_of_stderr(root, frames, tmp_path):
     params = load_params(root)
     target = tmp_path / "audit.jsonl"
-    app = create_app(root, {**params, "serve": {**params["serve"], "audit_log": str(target)}},
-                     token=TOKEN)
+    app = create_app(
+        root, {**params, "serve": {**params["serve"], "audit_log": str(target)}}, token=TOKEN
+    )
     with TestClient(app) as client:
         client.post("/predict", json={"rows": rows_of(frames[1], 1)}, headers=AUTH)
         client.post("/predict", json={"rows": rows_of(frames[1], 1)})
@@ -165,16 +182,31 @@ def test_service_refuses_to_start_without_a_strong_token(root, monkeypatch):
     with pytest.raises(ServeConfigError, match="shorter than"):
         create_app(root, params)
     env = {"PATH": "/usr/bin:/bin", "PROJECT_ROOT": str(root.root), "PYTHONPATH": str(ROOT / "src")}
-    done = subprocess.run([sys.executable, "-m", "{{ cookiecutter.package_name }}", "serve"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "{{ cookiecutter.package_name }}", "serve"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert "MODEL_API_TOKEN is not set" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_service_refuses_a_public_address_unless_asked(root):
-    env = {"PATH": "/usr/bin:/bin", "PROJECT_ROOT": str(root.root), "MODEL_API_TOKEN": TOKEN,
-           "PYTHONPATH": str(ROOT / "src")}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PROJECT_ROOT": str(root.root),
+        "MODEL_API_TOKEN": TOKEN,
+        "PYTHONPATH": str(ROOT / "src"),
+    }
     done = subprocess.run(
         [sys.executable, "-m", "{{ cookiecutter.package_name }}", "serve", "--host", "0.0.0.0"],  # noqa: S104
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "--allow-remote" in done.stderr

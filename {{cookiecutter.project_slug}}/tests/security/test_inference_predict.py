@@ -60,8 +60,9 @@ def test_values_at_the_widened_edge_are_accepted(predictor, good):
     assert predictor.predict([{**good[0], feature.name: feature.low}])
 
 
-@pytest.mark.parametrize(("value", "rule"), [(math.nan, "nan"), (math.inf, "infinite"),
-                                             (-math.inf, "infinite")])
+@pytest.mark.parametrize(
+    ("value", "rule"), [(math.nan, "nan"), (math.inf, "infinite"), (-math.inf, "infinite")]
+)
 def test_nan_and_infinity_are_rejected(predictor, good, value, rule):
     name = predictor.schema[3].name
     reject(predictor, [{**good[0], name: value}], name, rule)
@@ -91,8 +92,13 @@ def test_batches_over_the_limit_and_empty_batches_are_rejected(predictor, good):
 def test_full_probabilities_only_when_configured(root, good):
     params = load_params(root)
     for mode, check in (
-        ("full", lambda a: set(a) == {"label", "probabilities"}
-         and math.isclose(sum(a["probabilities"].values()), 1.0)),
+        (
+            "full",
+            lambda a: (
+                set(a) == {"label", "probabilities"}
+                and math.isclose(sum(a["probabilities"].values()), 1.0)
+            ),
+        ),
         ("rounded", lambda a: a["confidence"] in {x / 10 for x in range(10)}),
         ("none", lambda a: set(a) == {"label"}),
     ):

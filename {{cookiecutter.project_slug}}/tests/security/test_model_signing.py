@@ -122,8 +122,9 @@ def double(values):
 
 def test_a_signed_model_holding_an_untrusted_type_is_refused(tmp_path, keys, frames):
     train = frames[0]
-    custom = make_pipeline(FunctionTransformer(double),
-                           build_model({"C": 1.0, "max_iter": 200, "seed": 0}))
+    custom = make_pipeline(
+        FunctionTransformer(double), build_model({"C": 1.0, "max_iter": 200, "seed": 0})
+    )
     custom.fit(train.drop(columns=[LABEL]), train[LABEL])
     path, manifest = tmp_path / "custom.skops", tmp_path / "custom.json"
     save_model(custom, path, manifest)

@@ -40,8 +40,14 @@ def test_the_bundled_data_holds_no_personal_data(raw):
 
 def test_each_kind_is_found_and_counted(raw):
     frame = raw.head(40).copy()
-    for name, values in (("c1", EMAILS), ("c2", PHONES), ("c3", SSNS), ("c4", CARDS),
-                         ("c5", IBANS), ("c6", NOTES)):
+    for name, values in (
+        ("c1", EMAILS),
+        ("c2", PHONES),
+        ("c3", SSNS),
+        ("c4", CARDS),
+        ("c5", IBANS),
+        ("c6", NOTES),
+    ):
         frame[name] = column_with(values, len(frame))
     columns = privacy.scan(frame, features=[])["columns"]
     assert columns["c1"]["kinds"]["email"] == 25
@@ -57,8 +63,17 @@ def test_look_alikes_fail_the_checksums():
     assert privacy.luhn_ok("4111111111111111") and not privacy.luhn_ok("4111111111111112")
     assert privacy.iban_ok("GB82WEST12345698765432")
     assert not privacy.iban_ok("GB83WEST12345698765432")
-    frame = pd.DataFrame({"ids": ["4111 1111 1111 1112", "GB83WEST12345698765432",
-                                  "2024-01-15", "0.123", "stage II"]})
+    frame = pd.DataFrame(
+        {
+            "ids": [
+                "4111 1111 1111 1112",
+                "GB83WEST12345698765432",
+                "2024-01-15",
+                "0.123",
+                "stage II",
+            ]
+        }
+    )
     assert privacy.scan(frame)["columns"] == {}
 
 

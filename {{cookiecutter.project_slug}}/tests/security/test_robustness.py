@@ -58,9 +58,12 @@ def test_the_stage_fails_on_tight_thresholds_and_logs_to_the_mlflow_run(
 ):
     from mlflow.tracking import MlflowClient
 
-    tight = {**params, "robustness": {**params["robustness"], "min_adversarial_accuracy": 0.99},
-             "privacy": {"max_membership_auc": 0.5},
-             "mlflow": {**params["mlflow"], "tracking_uri": (tmp_path / "mlruns").as_uri()}}
+    tight = {
+        **params,
+        "robustness": {**params["robustness"], "min_adversarial_accuracy": 0.99},
+        "privacy": {"max_membership_auc": 0.5},
+        "mlflow": {**params["mlflow"], "tracking_uri": (tmp_path / "mlruns").as_uri()},
+    }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tight), encoding="utf-8")
     paths = Paths(tmp_path)
     paths.prepared.mkdir(parents=True)

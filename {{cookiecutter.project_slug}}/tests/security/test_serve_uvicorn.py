@@ -23,12 +23,19 @@ def free_port() -> int:
 def server(tmp_path, frames, params):
     root = make_root(tmp_path / "served", frames[0], params, rate_limit="3/minute")
     port = free_port()
-    env = {**os.environ, "PROJECT_ROOT": str(root.root), "MODEL_API_TOKEN": TOKEN,
-           "PYTHONPATH": str(ROOT / "src")}
+    env = {
+        **os.environ,
+        "PROJECT_ROOT": str(root.root),
+        "MODEL_API_TOKEN": TOKEN,
+        "PYTHONPATH": str(ROOT / "src"),
+    }
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "{{ cookiecutter.package_name }}", "serve", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
