@@ -63,3 +63,12 @@ def test_setup_creates_the_signing_key_pair_outside_git_and_the_pipeline_signs(p
     assert manifest["signature"] == "model.sig"
     for report in ("robustness", "privacy", "pii", "validation"):
         assert json.loads((piped_project / "reports" / f"{report}.json").read_text())["passed"]
+
+
+def test_generated_code_passes_its_own_ruff_lint_and_format(installed_project):
+    # The pre-commit hooks and the CI lint job run exactly these: a fresh project must pass.
+    ruff = str(installed_project / ".venv/bin/ruff")
+    lint = run([ruff, "check", "--no-cache", "."], installed_project, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    fmt = run([ruff, "format", "--check", "--no-cache", "."], installed_project, check=False)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
