@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -23,6 +24,14 @@ def bake(cookies):
         return Path(result.project_path)
 
     return _bake
+
+
+def scratch_copy(source: Path, dest: Path, skip=()) -> Path:
+    """A copy of a set-up project to plant flaws in; its .venv is linked, not copied."""
+    shutil.copytree(source, dest, symlinks=True,
+                    ignore=shutil.ignore_patterns(".venv", "__pycache__", ".pytest_cache", *skip))
+    (dest / ".venv").symlink_to(source / ".venv")
+    return dest
 
 
 def run(args, cwd, timeout=900, env=None, check=True):

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 
 import pytest
 import yaml
-from conftest import run
+from conftest import run, scratch_copy
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("installed-project")]
 
@@ -21,11 +20,7 @@ ATTACKS = ("poisoned rows", "flipped-label batch", "tampered model byte",
 
 
 def scratch(project, tmp_path):
-    copy = tmp_path / project.name
-    shutil.copytree(project, copy, symlinks=True,
-                    ignore=shutil.ignore_patterns(".venv", "__pycache__", ".pytest_cache"))
-    (copy / ".venv").symlink_to(project / ".venv")
-    return copy
+    return scratch_copy(project, tmp_path / project.name)
 
 
 def fingerprint(root):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TEMPLATE, run
+from conftest import TEMPLATE, run, scratch_copy
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("installed-project")]
 
@@ -44,10 +44,7 @@ def chromium() -> str:
 @pytest.fixture(scope="module")
 def docs_project(piped_project, tmp_path_factory):
     """A copy of the piped project (its .venv linked, not copied) after `make docs`."""
-    copy = tmp_path_factory.mktemp("docs") / "project"
-    shutil.copytree(piped_project, copy, symlinks=True,
-                    ignore=shutil.ignore_patterns(".venv", "site"))
-    (copy / ".venv").symlink_to(piped_project / ".venv")
+    copy = scratch_copy(piped_project, tmp_path_factory.mktemp("docs") / "project", skip=("site",))
     done = run(["make", "docs"], copy, timeout=600)
     (copy / ".make-docs.log").write_text(done.stdout + done.stderr, encoding="utf-8")
     return copy

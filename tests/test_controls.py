@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 import yaml
-from conftest import run
+from conftest import run, scratch_copy
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("installed-project")]
 
@@ -18,11 +18,7 @@ PACKAGE = "secure_ml_project"
 
 
 def scratch(project, tmp_path):
-    copy = tmp_path / project.name
-    shutil.copytree(project, copy, symlinks=True,
-                    ignore=shutil.ignore_patterns(".venv", "__pycache__", ".pytest_cache"))
-    (copy / ".venv").symlink_to(project / ".venv")
-    return copy
+    return scratch_copy(project, tmp_path / project.name)
 
 
 def rows(output):

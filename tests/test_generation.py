@@ -125,7 +125,6 @@ def test_lock_pins_every_dependency_with_hashes(bake):
     blocks = re.split(r"\n(?=[A-Za-z0-9])", lock.split("\n", 2)[2])
     assert all("--hash=sha256:" in block for block in blocks if "==" in block)
     declared = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    names = {p.lower() for p in pins}
     for requirement in declared["dependencies"] + declared["optional-dependencies"]["dev"]:
         name, version = requirement.split("==")
         assert f"{name.lower()}=={version}" in lock.lower(), requirement

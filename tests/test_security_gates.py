@@ -6,28 +6,20 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 import socket
 import subprocess
 
 import pytest
-from conftest import run
+from conftest import run, scratch_copy
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("installed-project")]
 
 OPT_OUT = "SECURITY_AUDIT_OFFLINE_OK"
 
 
-def copy_project(source, dest):
-    """A scratch copy of the shared project (its .venv is linked, not copied)."""
-    shutil.copytree(source, dest, symlinks=True, ignore=shutil.ignore_patterns(".venv"))
-    (dest / ".venv").symlink_to(source / ".venv")
-    return dest
-
-
 @pytest.fixture
 def scratch(piped_project, tmp_path):
-    return copy_project(piped_project, tmp_path / "project")
+    return scratch_copy(piped_project, tmp_path / "project")
 
 
 def gate(project, *names, env=None):
@@ -59,7 +51,7 @@ def unreachable_env():
 
 # --------------------------------------------------------------------------- clean repo
 def test_clean_repo_passes_every_gate(piped_project, tmp_path):
-    project = copy_project(piped_project, tmp_path / "clean")
+    project = scratch_copy(piped_project, tmp_path / "clean")
     code, audit = gate(project, "audit")
     if code == 0:
         assert "PASS audit" in audit

@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TEMPLATE
+from conftest import TEMPLATE, scratch_copy
 
 SLUG = "team-probe"
 PACKAGE = "team_probe"
@@ -314,12 +314,6 @@ def in_project(project: Path, code: str, **extra: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def copy_project(source: Path, dest: Path) -> Path:
-    shutil.copytree(source, dest, symlinks=True, ignore=shutil.ignore_patterns(".venv"))
-    (dest / ".venv").symlink_to(source / ".venv")
-    return dest
-
-
 # ------------------------------------------------------------------------------ fast checks
 def test_compose_file_parses_and_needs_only_what_team_env_writes(bake, tmp_path):
     project = bake(tracking="server")
@@ -384,7 +378,7 @@ def test_local_projects_have_no_team_files(bake):
 def test_a_committed_env_is_blocked_by_pre_commit_and_fails_make_security(team_project, tmp_path):
     """The clean team repo passes the secrets gate; the .env of make team-env, committed by
     mistake, is refused by the pre-commit hook and, when forced in, fails the gate."""
-    copy = copy_project(team_project, tmp_path / "leak")
+    copy = scratch_copy(team_project, tmp_path / "leak")
     (copy / ".env").unlink(missing_ok=True)
     python = str(copy / ".venv/bin/python")
     clean = sh([python, "scripts/security/gates.py", "secrets"], copy, check=False)
@@ -510,7 +504,7 @@ def test_dvc_push_then_pull_restores_identical_files(connected, s3):
 def test_two_pipelines_logging_at_once_both_keep_their_runs(connected, server, tmp_path):
     copies = []
     for number, C in ((1, "0.5"), (2, "2.0")):
-        copy = copy_project(connected, tmp_path / f"member{number}")
+        copy = scratch_copy(connected, tmp_path / f"member{number}")
         params = copy / "params.yaml"
         params.write_text(params.read_text().replace("  C: 1.0", f"  C: {C}", 1))
         copies.append(copy)
