@@ -16,6 +16,7 @@ import hashlib
 import os
 import platform
 import subprocess  # nosec B404 - runs git with fixed arguments
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -269,17 +270,21 @@ def record_run(
                 mlflow.log_artifact(str(path), artifact_path="model-file")
         for figure in figures:
             mlflow.log_artifact(str(figure), artifact_path="figures")
-        mlflow.sklearn.log_model(
-            model,
-            name="model",
-            serialization_format="skops",
-            registered_model_name=params["mlflow"]["registered_model"],
-            pip_requirements=[
-                f"scikit-learn=={tags['env.scikit-learn']}",
-                f"skops=={tags['env.skops']}",
-            ],
-            input_example=example.head(2),
-        )
+        with warnings.catch_warnings():
+            # The predicted label is an integer column by design; MLflow's hint about
+            # integer columns and missing values does not apply to an output.
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            mlflow.sklearn.log_model(
+                model,
+                name="model",
+                serialization_format="skops",
+                registered_model_name=params["mlflow"]["registered_model"],
+                pip_requirements=[
+                    f"scikit-learn=={tags['env.scikit-learn']}",
+                    f"skops=={tags['env.skops']}",
+                ],
+                input_example=example.head(2),
+            )
         run_id = run.info.run_id
     record = {
         "run_id": run_id,
