@@ -27,6 +27,7 @@ demo: $(VENV)/.installed ## Generate a project with the defaults, set it up, run
 	@./scripts/demo.sh "$(DEMO_DIR)"
 
 test: $(VENV)/.installed ## Run the template's whole test suite (includes slow end-to-end tests)
+	@./scripts/install-system-deps.sh
 	@pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed ## Run the tests that do not install a generated project

@@ -300,6 +300,18 @@ def connected(team_project, server, s3):
     return team_project
 
 
+@pytest.fixture(scope="module")
+def piped(connected, server):
+    """The connected project after one `make pipeline` against the server.
+
+    A fixture, not a test, so that every test needing the run gets it whatever order the
+    test runner picks (pytest-xdist does not keep file order inside a group)."""
+    start = time.monotonic()
+    done = sh(["make", "pipeline"], connected, timeout=900)
+    MEASURED["first_pipeline_s"] = round(time.monotonic() - start, 1)
+    return done
+
+
 def env_of(project: Path, **extra: str) -> dict:
     """The project's .env as an environment (for commands run without make)."""
     pairs = dict(line.split("=", 1) for line in (project / ".env").read_text().splitlines()
@@ -407,10 +419,8 @@ def test_server_refuses_requests_without_valid_credentials(server):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("team-mode")
-def test_pipeline_records_run_model_and_artifacts_on_the_server(connected, server, s3):
-    start = time.monotonic()
-    done = sh(["make", "pipeline"], connected, timeout=900)
-    MEASURED["first_pipeline_s"] = round(time.monotonic() - start, 1)
+def test_pipeline_records_run_model_and_artifacts_on_the_server(connected, piped, server, s3):
+    done = piped
     assert f"tracking: {server.url} answers" in done.stdout
     record = json.loads((connected / "reports/mlflow_run.json").read_text())
     assert record["tracking_uri"] == server.url
@@ -452,7 +462,7 @@ print(json.dumps({{
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("team-mode")
-def test_model_from_the_server_loads_and_verifies(connected, server, tmp_path):
+def test_model_from_the_server_loads_and_verifies(connected, piped, server, tmp_path):
     record = json.loads((connected / "reports/mlflow_run.json").read_text())
     out = tmp_path / "download"
     found = in_project(connected, f"""
@@ -480,7 +490,7 @@ print(json.dumps({{"predictions": len(model.predict(frame.drop(columns=["target"
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("team-mode")
-def test_dvc_push_then_pull_restores_identical_files(connected, s3):
+def test_dvc_push_then_pull_restores_identical_files(connected, piped, s3):
     uncached = set()  # outputs DVC keeps in git, not in its cache: push/pull skip them
     for stage in yaml.safe_load((connected / "dvc.yaml").read_text())["stages"].values():
         for item in [*stage.get("outs", []), *stage.get("metrics", []), *stage.get("plots", [])]:
@@ -501,7 +511,7 @@ def test_dvc_push_then_pull_restores_identical_files(connected, s3):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("team-mode")
-def test_two_pipelines_logging_at_once_both_keep_their_runs(connected, server, tmp_path):
+def test_two_pipelines_logging_at_once_both_keep_their_runs(connected, piped, server, tmp_path):
     copies = []
     for number, C in ((1, "0.5"), (2, "2.0")):
         copy = scratch_copy(connected, tmp_path / f"member{number}")
@@ -543,7 +553,7 @@ print(json.dumps(out))
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("team-mode")
-def test_a_team_member_account_as_docs_describe_can_log_and_register(connected, server, server_venv):
+def test_a_team_member_account_as_docs_describe_can_log_and_register(connected, piped, server, server_venv):
     """docs/team-stack.md's account snippet (run with the server's packages, as in the container):
     the new user passes the pipeline's check, logs a run and registers a version; a user
     without grants only reads."""
@@ -625,24 +635,28 @@ def test_a_server_that_hangs_is_given_up_within_seconds(connected):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("team-mode")
-def test_with_the_server_stopped_the_pipeline_fails_fast_naming_the_uri(connected, server):
-    """Last test of the module: it stops the server."""
-    server.stop()
-    assert not port_open(server.port)
-    # Through make (the check runs before any stage) ...
-    start = time.monotonic()
-    done = sh(["make", "pipeline"], connected, check=False, timeout=60)
-    elapsed = time.monotonic() - start
-    assert done.returncode != 0
-    assert f"the server {server.url} is unreachable" in done.stderr, done.stderr
-    assert "Running stage" not in done.stdout
-    assert elapsed < 15, elapsed
-    MEASURED["fail_fast_make_pipeline_s"] = round(elapsed, 2)
-    # ... and through dvc directly: the evaluate stage stops before logging anything.
-    start = time.monotonic()
-    done = sh([str(connected / ".venv/bin/dvc"), "repro", "--force", "--single-item", "evaluate"],
-              connected, env=env_of(connected), check=False, timeout=120)
-    assert done.returncode != 0
-    assert f"the server {server.url} is unreachable" in done.stdout + done.stderr
-    assert server.password not in done.stdout + done.stderr
-    MEASURED["fail_fast_evaluate_stage_s"] = round(time.monotonic() - start, 2)
+def test_with_the_server_stopped_the_pipeline_fails_fast_naming_the_uri(connected, piped, server):
+    """Stops the server, then starts it again and restores the outputs, whatever runs next."""
+    try:
+        server.stop()
+        assert not port_open(server.port)
+        # Through make (the check runs before any stage) ...
+        start = time.monotonic()
+        done = sh(["make", "pipeline"], connected, check=False, timeout=60)
+        elapsed = time.monotonic() - start
+        assert done.returncode != 0
+        assert f"the server {server.url} is unreachable" in done.stderr, done.stderr
+        assert "Running stage" not in done.stdout
+        assert elapsed < 15, elapsed
+        MEASURED["fail_fast_make_pipeline_s"] = round(elapsed, 2)
+        # ... and through dvc directly: the stage checks the server before any work.
+        start = time.monotonic()
+        done = sh([str(connected / ".venv/bin/dvc"), "repro", "--force", "--single-item", "evaluate"],
+                  connected, env=env_of(connected), check=False, timeout=120)
+        assert done.returncode != 0
+        assert f"the server {server.url} is unreachable" in done.stdout + done.stderr
+        assert server.password not in done.stdout + done.stderr
+        MEASURED["fail_fast_evaluate_stage_s"] = round(time.monotonic() - start, 2)
+    finally:
+        server.start()
+        sh([str(connected / ".venv/bin/dvc"), "checkout"], connected, env=env_of(connected))

@@ -38,6 +38,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 SKIP = (
     ".git",
@@ -126,6 +128,9 @@ def scratch_copy(root: Path, target: Path) -> Path:
 def _env(copy: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
     env.update(
+        # The copy logs to its own SQLite store, named explicitly: a team-mode project's
+        # server never sees attack runs, and nothing falls back to a local store unasked.
+        MLFLOW_TRACKING_URI=f"sqlite:///{copy / 'mlflow.db'}",
         PROJECT_ROOT=str(copy),
         MLFLOW_DISABLE_TELEMETRY="true",
         PYTHONPATH=str(copy / "src"),  # the copy's code, not the venv's editable install
@@ -174,7 +179,10 @@ class Lab:
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
-    def run_validate(self) -> tuple[int, str]:
+    def run_validate(self) -> tuple[int, dict[str, Any]]:
+        """Run the copy's validate stage; return its exit code and its report."""
+        report = self.paths.validation_report
+        report.unlink(missing_ok=True)
         done = subprocess.run(  # noqa: S603  # nosec B603  # this project's own stage, fixed args
             [sys.executable, "-m", self.package, "validate"],
             cwd=self.copy,
@@ -184,12 +192,8 @@ class Lab:
             check=False,
             timeout=300,
         )
-        lines = [ln.strip() for ln in (done.stdout + done.stderr).splitlines() if ln.strip()]
-        reason = next(
-            (ln for ln in lines if "REJECTED" in ln or "mismatch" in ln.lower()),
-            lines[-1] if lines else "",
-        )
-        return done.returncode, reason
+        found = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else {}
+        return done.returncode, found
 
     def with_file(self, path: Path, content: bytes, check: Callable[[], tuple[bool, str]]):
         """Swap a file for the attack, run the check, restore the original."""
@@ -200,6 +204,36 @@ class Lab:
         finally:
             path.write_bytes(original)
 
+    def poisoned_training_data(self, data: bytes, what: str) -> tuple[bool, str]:
+        """Poison train.csv upstream of DVC: dvc.lock records the poisoned file's hash too,
+        so only the content checks of the validate stage can stop it."""
+        lock_path = self.copy / "dvc.lock"
+        lock = yaml.safe_load(lock_path.read_text(encoding="utf-8"))
+        target = str(self.paths.train_csv.relative_to(self.copy))
+        for stage in lock["stages"].values():
+            for out in stage.get("outs", []):
+                if out.get("path") == target:
+                    out["md5"] = hashlib.md5(data, usedforsecurity=False).hexdigest()
+                    out["size"] = len(data)
+
+        def check() -> tuple[bool, str]:
+            code, report = self.run_validate()
+            train = report.get("train", {})
+            # Stopped only by the content checks: the lock vouched for the file.
+            stopped = (
+                code != 0
+                and report.get("data_lock", {}).get("passed") is True
+                and train.get("passed") is False
+                and bool(train.get("problems"))
+            )
+            problems = "; ".join(train.get("problems", [])) or "no content check fired"
+            return stopped, f"{what}; validate exited {code}: {problems}"
+
+        def with_lock() -> tuple[bool, str]:
+            return self.with_file(lock_path, yaml.safe_dump(lock, sort_keys=False).encode(), check)
+
+        return self.with_file(self.paths.train_csv, data, with_lock)
+
     # --- attacks -------------------------------------------------------------------------
     def poisoned_rows(self) -> tuple[bool, str]:
         poison = self.train.sample(15, random_state=1).copy()
@@ -209,30 +243,22 @@ class Lab:
         import pandas as pd
 
         data = pd.concat([self.train, poison], ignore_index=True).to_csv(index=False).encode()
-
-        def check() -> tuple[bool, str]:
-            code, reason = self.run_validate()
-            return code != 0, f"validate exited {code}: {reason}"
-
-        return self.with_file(self.paths.train_csv, data, check)
+        return self.poisoned_training_data(data, "15 out-of-range rows with flipped labels")
 
     def flipped_labels(self) -> tuple[bool, str]:
         frame = self.train.copy()
         zeros = frame.index[frame[self.label] == 0][:60]
         frame.loc[zeros, self.label] = 1
-
-        def check() -> tuple[bool, str]:
-            code, reason = self.run_validate()
-            return code != 0, f"{len(zeros)} labels flipped; validate exited {code}: {reason}"
-
-        return self.with_file(self.paths.train_csv, frame.to_csv(index=False).encode(), check)
+        data = frame.to_csv(index=False).encode()
+        return self.poisoned_training_data(data, f"{len(zeros)} labels flipped")
 
     def load(self) -> tuple[bool, str]:
+        model_io = self.modules["model_io"]
         try:
-            self.modules["model_io"].load_model(self.paths.model, self.paths.model_manifest)
-        except Exception as error:  # any refusal counts; the message says which check fired
+            model_io.load_model(self.paths.model, self.paths.model_manifest)
+        except model_io.ModelIntegrityError as error:  # only the control's own refusal counts
             message = str(error).replace(f"{self.copy}/", "")
-            return True, f"load refused: {type(error).__name__}: {message[:150]}"
+            return True, f"load refused: {message[:150]}"
         return False, "the model loaded"
 
     def tampered_byte(self) -> tuple[bool, str]:
@@ -376,7 +402,13 @@ class Lab:
             source.unlink(missing_ok=True)
         found = (report.get("columns") or {}).get("contact_email", {})
         if done.returncode != 0:
-            return True, f"prepare refused the data (exit {done.returncode})"
+            # A refusal counts only when the PII scan is what refused (not any crash).
+            blocked = report.get("blocking_columns") or []
+            return bool(blocked), (
+                f"prepare refused the data: personal data in {', '.join(blocked)}"
+                if blocked
+                else f"prepare failed (exit {done.returncode}) without a PII finding"
+            )
         leaked = "contact_email" in header.split(",")
         return (not leaked and bool(found)), (
             "the e-mail column reached the prepared data"

@@ -112,7 +112,12 @@ def check_rows(rows: Any, schema: list[Feature], max_rows: int) -> pd.DataFrame:
             value = row[feature.name]
             if isinstance(value, bool) or not isinstance(value, Real):
                 raise InputError(feature.name, "type", "must be a number", row=index)
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an integer too large for a float: out of any range
+                raise InputError(
+                    feature.name, "range", "is far outside the allowed range", row=index
+                ) from None
             if math.isnan(value):
                 raise InputError(feature.name, "nan", "must not be NaN", row=index)
             if math.isinf(value):

@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -70,21 +71,6 @@ def save_model(model: Any, path: Path, manifest: Path, **extra: Any) -> dict[str
     return record
 
 
-def verify_model(path: Path, manifest: Path) -> dict[str, Any]:
-    """Return the manifest if the file's digest matches it; raise ModelIntegrityError if not."""
-    if not manifest.is_file():
-        raise ModelIntegrityError(f"no manifest {manifest}: refusing to load {path} unverified")
-    record = json.loads(manifest.read_text(encoding="utf-8"))
-    actual = sha256_file(path)
-    if not hmac.compare_digest(actual, str(record.get("sha256", ""))):
-        raise ModelIntegrityError(
-            f"{path} has SHA-256 {actual[:16]}..., its manifest says "
-            f"{str(record.get('sha256'))[:16]}...: the file was changed; refusing to load it "
-            "(restore it with 'dvc checkout' or retrain with 'make pipeline')"
-        )
-    return record
-
-
 def verify_signature(path: Path, data: bytes | None = None) -> bool:
     """Check the model's signature when a public key is configured; False when none is.
 
@@ -126,7 +112,10 @@ def load_model(path: Path, manifest: Path) -> Any:
             f"{str(record.get('sha256'))[:16]}...: the file was changed; refusing to load it "
             "(restore it with 'dvc checkout' or retrain with 'make pipeline')"
         )
-    untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in TRUSTED_TYPES]
+    try:
+        untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in TRUSTED_TYPES]
+    except (zipfile.BadZipFile, KeyError, ValueError) as error:  # not a skops archive at all
+        raise ModelIntegrityError(f"{path} is not a skops model file ({error})") from error
     if untrusted:
         raise ModelIntegrityError(
             f"{path} holds types that are not trusted: {', '.join(untrusted)}"

@@ -34,7 +34,10 @@ SKIP = shutil.ignore_patterns(
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    # The scratch copy logs to its own SQLite store, whatever the project's tracking mode:
+    # named explicitly, so a team-mode project never falls back to a local store unasked.
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{cwd / 'mlflow.db'}"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env.pop("PROJECT_ROOT", None)
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)

@@ -190,6 +190,7 @@ def test_dvc_repro_stops_at_validate_and_never_trains_on_poisoned_data(tmp_path,
     params["data"]["raw_csv"] = "raw/records.csv"
     (copy / "params.yaml").write_text(yaml.safe_dump(params))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "PROJECT_"))}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{copy / 'mlflow.db'}"  # explicit, in any mode
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     subprocess.run(["git", "init", "-q"], cwd=copy, check=True)
     done = subprocess.run(

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 
 from {{ cookiecutter.package_name }}.data import LABEL
@@ -31,13 +33,18 @@ def test_out_of_range_nan_and_infinite_values_are_rejected(frames, paths, params
 
 
 def test_unknown_label_and_extra_column_are_rejected(frames, paths, params):
-    train = frames[0].copy()
-    train.loc[0, LABEL] = 7
-    train["leaked_id"] = 1.0
-    report = validate_frame(train, load_profile(paths), params["validate"])
+    # Each flaw on its own, so that neither can hide the other.
+    unknown_label = frames[0].copy()
+    unknown_label.loc[0, LABEL] = 7
+    report = validate_frame(unknown_label, load_profile(paths), params["validate"])
     assert not report["passed"]
-    columns = {r["column"] for r in report["rejected_rows"]}
-    assert LABEL in columns
+    assert LABEL in {r["column"] for r in report["rejected_rows"]}
+
+    extra_column = frames[0].copy()
+    extra_column["leaked_id"] = 1.0
+    report = validate_frame(extra_column, load_profile(paths), params["validate"])
+    assert not report["passed"]
+    assert "leaked_id" in json.dumps(report["rejected_rows"])
 
 
 def test_label_distribution_shift_is_rejected(frames, paths, params):
