@@ -10,7 +10,7 @@ trap 'rm -rf "$work"' EXIT
 project="$work/lock-probe-project"
 (cd "$project" && make lock >/dev/null)
 echo "uv==$(uv --version | cut -d' ' -f2)" > "$work/bootstrap.in"
-uv pip compile "$work/bootstrap.in" --universal --generate-hashes --python-version 3.11 \
+uv pip compile "$work/bootstrap.in" --universal --generate-hashes --no-annotate --python-version 3.11 \
   --quiet --no-header -o "$project/requirements/bootstrap.txt"
 target="{{cookiecutter.project_slug}}/requirements"
 sed 's/lock-probe-project/{{ cookiecutter.project_slug }}/g' "$project/requirements/lock.txt" > "$target/lock.txt"

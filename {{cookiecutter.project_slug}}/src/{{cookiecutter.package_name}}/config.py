@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -59,3 +60,24 @@ def get_logger(stage: str) -> logging.Logger:
         logger.setLevel(logging.INFO)
         logger.propagate = False
     return logger
+
+
+def md5_file(path: Path) -> str:
+    """The md5 DVC 3 records for a file output."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def locked_md5(lock: Path, relpath: str) -> str | None:
+    """The md5 DVC recorded for an output in dvc.lock, or None."""
+    if not lock.is_file():
+        return None
+    stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages") or {}
+    for stage in stages.values():
+        for out in stage.get("outs") or []:
+            if out.get("path") == relpath:
+                return str(out.get("md5"))
+    return None

@@ -26,9 +26,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
-import yaml  # noqa: E402
 
-from .config import Paths  # noqa: E402
+from .config import Paths, locked_md5, md5_file  # noqa: E402
 
 KEY_PACKAGES = ("scikit-learn", "pandas", "numpy", "mlflow", "dvc", "skops", "pandera")
 
@@ -172,27 +171,6 @@ def git(paths: Paths, *args: str) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
-def dvc_hash(paths: Paths, relpath: str) -> str:
-    """The md5 DVC recorded for an output in dvc.lock (empty when not yet locked)."""
-    if not paths.dvc_lock.is_file():
-        return ""
-    lock = yaml.safe_load(paths.dvc_lock.read_text(encoding="utf-8")) or {}
-    for stage in (lock.get("stages") or {}).values():
-        for out in stage.get("outs", []):
-            if out.get("path") == relpath:
-                return str(out.get("md5", ""))
-    return ""
-
-
-def md5_file(path: Path) -> str:
-    """The same md5 DVC 3 computes for a file output."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def lineage_tags(paths: Paths) -> dict[str, str]:
     """Tags that tie a run to its code, data and environment."""
     commit = git(paths, "rev-parse", "HEAD")
@@ -204,7 +182,7 @@ def lineage_tags(paths: Paths) -> dict[str, str]:
         "git.dirty": str(bool(dirty)).lower() if commit else "unknown",
         "data.train.path": str(paths.train_csv.relative_to(paths.root)),
         "data.train.md5": md5_file(paths.train_csv),
-        "data.train.dvc_md5": dvc_hash(paths, "data/prepared/train.csv") or "not locked",
+        "data.train.dvc_md5": locked_md5(paths.dvc_lock, "data/prepared/train.csv") or "not locked",
         "env.python": platform.python_version(),
         "env.platform": platform.platform(),
         "env.lock.sha256": hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else "",

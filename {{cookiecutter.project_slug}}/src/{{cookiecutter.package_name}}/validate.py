@@ -19,7 +19,6 @@ stage exits 1 and DVC stops before `train`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -28,10 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-import yaml
 from pandera.errors import SchemaErrors
 
-from .config import Paths, get_logger, load_params
+from .config import Paths, get_logger, load_params, locked_md5, md5_file
 from .data import LABEL, PROFILE, load_dataset, load_profile
 
 __all__ = ["PROFILE", "build_profile", "build_schema", "load_profile", "validate_frame"]
@@ -238,27 +236,6 @@ def validate_frame(
     report["rejected_rows"] = rejected[:MAX_LISTED_ROWS]
     report["passed"] = not report["problems"]
     return report
-
-
-def md5_file(path: Path) -> str:
-    """The md5 DVC 3 records for a file output."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def locked_md5(lock: Path, relpath: str) -> str | None:
-    """The md5 DVC recorded for an output in dvc.lock, or None."""
-    if not lock.is_file():
-        return None
-    stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages") or {}
-    for stage in stages.values():
-        for out in stage.get("outs") or []:
-            if out.get("path") == relpath:
-                return str(out.get("md5"))
-    return None
 
 
 def check_locked_data(paths: Paths, params: dict[str, Any]) -> dict[str, Any]:
