@@ -179,12 +179,10 @@ class Lab:
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
-    def run_validate(self) -> tuple[int, dict[str, Any]]:
-        """Run the copy's validate stage; return its exit code and its report."""
-        report = self.paths.validation_report
-        report.unlink(missing_ok=True)
-        done = subprocess.run(  # noqa: S603  # nosec B603  # this project's own stage, fixed args
-            [sys.executable, "-m", self.package, "validate"],
+    def run_stage(self, stage: str) -> subprocess.CompletedProcess:
+        """Run one of the copy's own pipeline stages with the copy's code and store."""
+        return subprocess.run(  # noqa: S603  # nosec B603  # this project's own stage, fixed args
+            [sys.executable, "-m", self.package, stage],
             cwd=self.copy,
             env=_env(self.copy),
             capture_output=True,
@@ -192,6 +190,12 @@ class Lab:
             check=False,
             timeout=300,
         )
+
+    def run_validate(self) -> tuple[int, dict[str, Any]]:
+        """Run the copy's validate stage; return its exit code and its report."""
+        report = self.paths.validation_report
+        report.unlink(missing_ok=True)
+        done = self.run_stage("validate")
         found = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else {}
         return done.returncode, found
 
@@ -382,15 +386,7 @@ class Lab:
         saved = {p: p.read_bytes() for p in kept if p.exists()}
         try:
             self.paths.params.write_text(yaml.safe_dump(params, sort_keys=False), "utf-8")
-            done = subprocess.run(  # noqa: S603  # nosec B603  # own stage, fixed args, no shell
-                [sys.executable, "-m", self.package, "prepare"],
-                cwd=self.copy,
-                env=_env(self.copy),
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=300,
-            )
+            done = self.run_stage("prepare")
             header = self.paths.train_csv.read_text("utf-8").splitlines()[0]
             report = json.loads(pii.read_text("utf-8")) if pii.exists() else {}
         finally:
