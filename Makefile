@@ -44,6 +44,7 @@ bench: $(VENV)/.installed ## Run the benchmarks and rewrite benchmarks/RESULTS.m
 lock: $(VENV)/.installed ## Re-resolve the template's and the generated project's locks
 	@uv pip compile pyproject.toml --extra dev --universal --generate-hashes --python-version 3.11 --quiet -o requirements/dev.lock
 	@./scripts/update-lock.sh
+	@python scripts/gen_bytecode_list.py
 
 clean: ## Remove build output and caches
 	@rm -rf build site .pytest_cache

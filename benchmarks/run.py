@@ -43,6 +43,9 @@ def timed(args, cwd, env=None) -> float:
 def fresh(folder: Path) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
+    # Let the file system finish removing the last run's files before the next run is timed.
+    os.sync()
+    time.sleep(0.2)
     return folder
 
 

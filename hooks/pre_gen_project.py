@@ -4,7 +4,6 @@ Each rule prints one line naming the field, the value and the rule, then exits 1
 Cookiecutter removes the half-made output folder when this hook fails.
 """
 
-import json
 import keyword
 import re
 import sys
@@ -39,6 +38,8 @@ DEPENDENCIES = {
 
 
 def fail(field, value, rule):
+    import json
+
     print(f"ERROR: {field}={json.dumps(value, ensure_ascii=False)}: {rule}", file=sys.stderr)
     sys.exit(1)
 

@@ -31,7 +31,7 @@ def test_setup_is_idempotent_and_matches_the_lock(installed_project):
 
 def test_first_pipeline_runs_every_stage(piped_project):
     log = (piped_project / ".first-pipeline.log").read_text()
-    for stage in ("prepare", "validate", "train", "evaluate", "robustness"):
+    for stage in ("prepare", "validate", "train", "evaluate"):
         assert f"Running stage '{stage}'" in log
     metrics = json.loads((piped_project / "reports/metrics.json").read_text())
     assert metrics["accuracy"] >= 0.9
@@ -42,7 +42,7 @@ def test_first_pipeline_runs_every_stage(piped_project):
 def test_second_pipeline_is_a_no_op(piped_project):
     done = run(["make", "pipeline"], piped_project)
     assert "Running stage" not in done.stdout
-    assert done.stdout.count("didn't change, skipping") == 5
+    assert done.stdout.count("didn't change, skipping") == 4
 
 
 def test_generated_test_suite_passes(piped_project):

@@ -38,27 +38,22 @@ fi
 if [ -n "$uv_bin" ]; then
   echo "setup: installing $LOCK with uv (hashes required)"
   "$uv_bin" pip sync --quiet --python "$VENV/bin/python" --require-hashes "$LOCK"
-  "$uv_bin" pip install --quiet --python "$VENV/bin/python" --no-deps --no-build-isolation -e .
 else
   echo "setup: installing $LOCK with pip (hashes required; slower than uv)"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r "$LOCK"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 fi
 
-# Compile the bytecode of what the pipeline imports once, here, in two parallel processes,
-# instead of in every stage; the second one also creates the local MLflow store.
-echo "setup: compiling the pipeline's imports and creating the MLflow store"
-warm() { env -u PYTHONDONTWRITEBYTECODE PYTHONWARNINGS=ignore "$VENV/bin/python" -c "$1"; }
-warm 'import dvc.repo, dvc.cli, dvc.commands.repro, dvc.repo.reproduce, pandera.pandas, sklearn.datasets, sklearn.model_selection, matplotlib.pyplot, scipy.spatial
-import art.attacks.evasion, art.estimators.classification.scikitlearn' &
-first=$!
-warm 'import os, pathlib, mlflow.sklearn, skops.io, sklearn.linear_model, sklearn.metrics, model_signing
-from mlflow.tracking import MlflowClient
-if not os.environ.get("MLFLOW_TRACKING_URI"):
-    MlflowClient(tracking_uri="sqlite:///" + str(pathlib.Path("mlflow.db").resolve())).search_experiments()' &
-second=$!
-wait "$first"
-wait "$second"
+# Compile the bytecode of what the pipeline imports once, here, on every core (a list made
+# by running the pipeline: requirements/bytecode.txt), instead of in each stage's first run.
+# It runs beside the rest of the set-up, which does not need it.
+"$VENV/bin/python" scripts/compile_bytecode.py &
+compiling=$!
+
+if [ -n "$uv_bin" ]; then
+  "$uv_bin" pip install --quiet --python "$VENV/bin/python" --no-deps --no-build-isolation -e .
+else
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+fi
 
 # The model-signing key pair (ECDSA P-256) lives in keys/, which .gitignore keeps out of git;
 # an existing pair is kept. MODEL_SIGNING_KEY_DIR points elsewhere (see src/*/signing.py).
@@ -67,4 +62,5 @@ wait "$second"
 if [ -d .git ] && [ -f .pre-commit-config.yaml ]; then
   "$VENV/bin/pre-commit" install --install-hooks >/dev/null && echo "setup: pre-commit hooks installed"
 fi
+wait "$compiling"
 echo "setup: done. Next: make pipeline"

@@ -10,11 +10,13 @@ COMMANDS = {
     "prepare": ("data", "load the bundled data set and split it"),
     "validate": ("validate", "check the prepared data against the reference profile"),
     "train": ("train", "fit, save (skops + digest) and track the model"),
-    "evaluate": ("evaluate", "score the verified model; write metrics and plots"),
-    "robustness": ("robustness", "attack the model (evasion, membership inference); check limits"),
+    "evaluate": (
+        "evaluate",
+        "score and attack the verified model (evasion, membership inference); record the run",
+    ),
     "keygen": ("signing", "create the model-signing key pair in keys/ once (make setup runs it)"),
 }
-PIPELINE_STAGES = ("prepare", "validate", "train", "evaluate", "robustness")
+PIPELINE_STAGES = ("prepare", "validate", "train", "evaluate")
 
 
 def main(argv: list[str] | None = None) -> int:

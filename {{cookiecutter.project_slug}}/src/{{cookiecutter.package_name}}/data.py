@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sklearn import datasets
-from sklearn.model_selection import train_test_split
 
 from .config import Paths, get_logger, load_params
 
@@ -27,8 +25,10 @@ LABEL = "target"
 PROFILE = Path("reference") / "data_profile.json"
 # The pipeline, its plots and its attack thresholds are built for a binary task; add a
 # loader here only with a binary target (or extend evaluate and robustness first).
+# Loaders of sklearn.datasets by name: scikit-learn is imported only when data is loaded or
+# split, so the stages that import LABEL from here (validate) start without it.
 LOADERS = {
-    "breast_cancer": datasets.load_breast_cancer,
+    "breast_cancer": "load_breast_cancer",
 }
 
 
@@ -44,7 +44,9 @@ def load_dataset(name: str) -> pd.DataFrame:
     """The named bundled data set as one frame: snake_case feature columns plus `target`."""
     if name not in LOADERS:
         raise ValueError(f"unknown data set {name!r}: choose one of {', '.join(LOADERS)}")
-    bunch = LOADERS[name](as_frame=True)
+    from sklearn import datasets
+
+    bunch = getattr(datasets, LOADERS[name])(as_frame=True)
     frame = bunch.frame.rename(columns=snake_case)
     return frame.astype({column: "float64" for column in frame.columns if column != LABEL})
 
@@ -88,6 +90,8 @@ def minimise(frame: pd.DataFrame, features: list[str]) -> tuple[pd.DataFrame, li
 
 def split(frame: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A stratified train/test split, reproducible from the seed."""
+    from sklearn.model_selection import train_test_split
+
     train, test = train_test_split(
         frame, test_size=test_size, random_state=seed, stratify=frame[LABEL]
     )

@@ -1,4 +1,4 @@
-"""The `robustness` stage: attack the trained model and fail when it gives way too easily.
+"""Attacks on the trained model, run by the `evaluate` stage, which fails when it gives way.
 
 Evasion (EVASION ROBUST MODEL): adversarial-robustness-toolbox crafts adversarial test inputs
 with FGSM or PGD against the logistic regression, in the scaled feature space (so `eps` is a
@@ -9,9 +9,10 @@ attack guesses "was in the training set" when the model's loss on a row is small
 between training rows (members) and test rows (non-members) is 0.5 for a model that leaks
 nothing about its training rows and 1.0 for one that memorised them.
 
-Writes reports/robustness.json and reports/privacy.json, logs both to the pipeline's MLflow
-run (reports/mlflow_run.json), then exits 1 when `robustness.min_adversarial_accuracy` or
-`privacy.max_membership_auc` in params.yaml is crossed.
+`attack` writes reports/robustness.json and reports/privacy.json; `evaluate` records both in
+the run's MLflow entry and exits 1 when `robustness.min_adversarial_accuracy` or
+`privacy.max_membership_auc` in params.yaml is crossed. They are evaluate steps rather than a
+stage of their own so that the model is loaded, verified and recorded once per pipeline.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from .config import Paths, get_logger, load_params
+from .config import Paths, get_logger
 from .data import LABEL
 
 ATTACKS = ("fgsm", "pgd")
@@ -35,7 +36,7 @@ def split_pipeline(model: Any) -> tuple[Any, Any]:
     steps = getattr(model, "named_steps", {})
     if "scale" not in steps or "classify" not in steps:
         raise ValueError(
-            "the robustness stage expects Pipeline([('scale', ...), ('classify', ...)])"
+            "the robustness evaluation expects Pipeline([('scale', ...), ('classify', ...)])"
         )
     return steps["scale"], steps["classify"]
 
@@ -123,30 +124,14 @@ def membership_inference(
     }
 
 
-def log_to_mlflow(paths: Paths, params: dict[str, Any], metrics: dict[str, float]) -> str:
-    """Add the metrics to the run `evaluate` recorded (reports/mlflow_run.json)."""
-    record_file = paths.reports / "mlflow_run.json"
-    if not record_file.is_file():
-        raise FileNotFoundError(f"{record_file} is missing: run the evaluate stage first")
-    run_id = json.loads(record_file.read_text(encoding="utf-8"))["run_id"]
-    from mlflow.tracking import MlflowClient
+def attack(
+    model: Any, train: pd.DataFrame, test: pd.DataFrame, params: dict[str, Any], paths: Paths
+) -> tuple[dict[str, float], list[str]]:
+    """Run both attacks, write reports/robustness.json and reports/privacy.json.
 
-    from . import tracking
-
-    client = MlflowClient(tracking_uri=tracking.tracking_uri(paths, params))
-    for name, value in metrics.items():
-        client.log_metric(run_id, name, value)
-    return run_id
-
-
-def main() -> int:
-    log = get_logger("robustness")
-    paths = Paths()
-    params = load_params(paths)
-    from .model_io import load_model
-
-    model = load_model(paths.model, paths.model_manifest)
-    train, test = pd.read_csv(paths.train_csv), pd.read_csv(paths.test_csv)
+    Returns the metrics to record in MLflow and the thresholds crossed (empty when both pass).
+    """
+    log = get_logger("evaluate")
     robust = evasion(model, test, {**params["robustness"], "seed": params["data"]["seed"]})
     privacy = membership_inference(model, train, test, params["privacy"])
     paths.reports.mkdir(parents=True, exist_ok=True)
@@ -167,29 +152,20 @@ def main() -> int:
         privacy["membership_auc"],
         privacy["max_membership_auc"],
     )
-    run_id = log_to_mlflow(
-        paths,
-        params,
-        {
-            "adversarial_accuracy": robust["adversarial_accuracy"],
-            "adversarial_clean_accuracy": robust["clean_accuracy"],
-            "membership_auc": privacy["membership_auc"],
-        },
-    )
-    log.info("logged to MLflow run %s", run_id)
-    failed = (
-        [
+    failed = []
+    if not robust["passed"]:
+        failed.append(
             f"adversarial accuracy {robust['adversarial_accuracy']:.3f} is below "
             f"robustness.min_adversarial_accuracy {robust['min_adversarial_accuracy']}"
-        ]
-        if not robust["passed"]
-        else []
-    )
+        )
     if not privacy["passed"]:
         failed.append(
             f"membership-inference AUC {privacy['membership_auc']:.3f} is above "
             f"privacy.max_membership_auc {privacy['max_membership_auc']}"
         )
-    for problem in failed:
-        log.error("%s (params.yaml; reports/robustness.json, reports/privacy.json)", problem)
-    return 1 if failed else 0
+    metrics = {
+        "adversarial_accuracy": robust["adversarial_accuracy"],
+        "adversarial_clean_accuracy": robust["clean_accuracy"],
+        "membership_auc": privacy["membership_auc"],
+    }
+    return metrics, failed

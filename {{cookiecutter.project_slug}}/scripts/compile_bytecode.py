@@ -1,0 +1,42 @@
+"""Compile, on every core, the bytecode of the installed files the pipeline imports.
+
+`make setup` runs this once, so that no pipeline stage spends its first run compiling
+scikit-learn, pandas or MLflow. The files are listed in requirements/bytecode.txt (paths
+inside site-packages, found by running the pipeline; the template's `make lock` refreshes
+it). A stale list costs only speed: an unlisted file is compiled on its first import, a
+listed file that is not installed is skipped. Compiling all ~14,000 installed files instead
+would take twice as long.
+"""
+
+from __future__ import annotations
+
+import compileall
+import sys
+import sysconfig
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+
+def compile_one(path: str) -> bool:
+    return bool(compileall.compile_file(path, quiet=2))
+
+
+def main(listing: Path = Path("requirements/bytecode.txt")) -> int:
+    if not listing.is_file():
+        print(f"setup: {listing} is missing; skipping the bytecode warm-up", file=sys.stderr)
+        return 0
+    site = Path(sysconfig.get_paths()["purelib"])
+    names = [
+        line.strip()
+        for line in listing.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    files = [str(site / name) for name in names if (site / name).is_file()]
+    with ProcessPoolExecutor() as pool:
+        done = sum(pool.map(compile_one, files, chunksize=32))
+    print(f"setup: bytecode ready for {done} of the pipeline's {len(names)} installed files")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*(Path(arg) for arg in sys.argv[1:2])))
