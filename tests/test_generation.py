@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -115,6 +118,40 @@ def test_first_commit_is_made_and_tree_is_clean(bake):
     status = subprocess.run(["git", "status", "--porcelain"], cwd=project,
                             capture_output=True, text=True)
     assert status.stdout == ""
+
+
+def cookiecutter_cli(out: Path, env: dict) -> subprocess.CompletedProcess:
+    template = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(out),
+                           str(template)], capture_output=True, text=True, env=env, check=False)
+
+
+def test_without_a_git_identity_the_files_are_staged_and_the_hook_says_so(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home), GIT_CONFIG_NOSYSTEM="1")
+    done = cookiecutter_cli(tmp_path / "out", env)
+    assert done.returncode == 0, done.stderr
+    assert "git has no user.name/user.email: files are staged" in done.stdout
+    project = tmp_path / "out" / "secure-ml-project"
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True,
+                            text=True, env=env).stdout.splitlines()
+    assert status and all(line.startswith("A ") for line in status)
+    assert "pyproject.toml" in "".join(status)
+
+
+def test_without_git_the_project_is_still_generated_and_the_hook_says_so(tmp_path):
+    bin_dir = tmp_path / "bin"  # the tools the hook needs, without git
+    bin_dir.mkdir()
+    for tool in ("bash", "rm", "env"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    done = cookiecutter_cli(tmp_path / "out", {**os.environ, "PATH": str(bin_dir)})
+    assert done.returncode == 0, done.stderr
+    assert "git is not installed" in done.stdout
+    project = tmp_path / "out" / "secure-ml-project"
+    assert (project / "pyproject.toml").is_file() and not (project / ".git").exists()
+    assert not (project / ".gitlab-ci.yml").exists(), "the removals ran before the git step"
 
 
 def test_lock_pins_every_dependency_with_hashes(bake):

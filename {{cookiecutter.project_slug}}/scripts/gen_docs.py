@@ -382,7 +382,7 @@ def fetch_run(uri: str, run_id: str) -> tuple[dict[str, Any] | None, str]:
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
         return None, f"the local store {uri[len('sqlite:///') :]} does not exist"
     try:
-        client = MlflowClient(tracking_uri=uri)
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         run = client.get_run(run_id)
         versions = client.search_model_versions(f"run_id = '{run_id}'")
     except mlflow.exceptions.MlflowException as error:

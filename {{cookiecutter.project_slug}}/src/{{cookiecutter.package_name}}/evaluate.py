@@ -92,9 +92,7 @@ def main() -> int:
         len(figures),
         paths.figures.relative_to(paths.root),
     )
-    attacked, failed = robustness.attack(
-        model, pd.read_csv(paths.train_csv), frame, params, paths
-    )
+    attacked, failed = robustness.attack(model, pd.read_csv(paths.train_csv), frame, params, paths)
     minimum = params["evaluate"]["min_accuracy"]
     if result["accuracy"] < minimum:
         failed.insert(

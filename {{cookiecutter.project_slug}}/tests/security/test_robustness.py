@@ -54,8 +54,9 @@ def test_a_model_that_memorised_its_training_rows_is_caught(frames, params):
 
 
 def test_evaluate_fails_on_tight_thresholds_and_records_the_attacks_in_mlflow(
-    tmp_path, model, frames, params, monkeypatch
+    tmp_path, model, frames, params, monkeypatch, request
 ):
+    import mlflow
     from mlflow.tracking import MlflowClient
 
     from {{ cookiecutter.package_name }} import evaluate
@@ -74,6 +75,8 @@ def test_evaluate_fails_on_tight_thresholds_and_records_the_attacks_in_mlflow(
     save_model(model, paths.model, paths.model_manifest)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
+    # Recording a run points MLflow (and MLFLOW_TRACKING_URI) at this store, process-wide.
+    request.addfinalizer(lambda: mlflow.set_tracking_uri(None))
 
     assert evaluate.main() == 1, "crossed thresholds fail the stage"
     evasion = json.loads((paths.reports / "robustness.json").read_text())
