@@ -17,6 +17,8 @@ import os
 import platform
 import subprocess  # nosec B404 - runs git with fixed arguments
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -215,23 +217,32 @@ def flat_params(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _name_the_required_modules() -> None:
+@contextmanager
+def _requirements_check_on_our_modules() -> Iterator[None]:
     """Spare `log_model` its scan of every installed distribution (~1.4 s per run).
 
     MLflow checks the model's pip requirements against this environment by first mapping
     every installed distribution to its modules. Ours are only scikit-learn and skops (plus
-    mlflow), pinned from the lock this environment was installed from, so we hand MLflow
-    that small map; the check itself still runs. A private attribute of the pinned MLflow:
-    if it is gone, nothing changes but the speed.
+    mlflow), pinned from the lock this environment was installed from, so for this one call
+    we hand MLflow that small map; the check itself still runs, and the full map is rebuilt
+    by whatever asks for it later. A private attribute of the pinned MLflow: if it is gone,
+    nothing changes but the speed.
     """
-    from mlflow.utils import requirements_utils
+    from mlflow.utils import requirements_utils as known
 
-    if getattr(requirements_utils, "_MODULES_TO_PACKAGES", False) is None:
-        requirements_utils._MODULES_TO_PACKAGES = {
-            "sklearn": ["scikit-learn"],
-            "skops": ["skops"],
-            "mlflow": ["mlflow"],
-        }
+    if getattr(known, "_MODULES_TO_PACKAGES", False) is not None:
+        yield
+        return
+    known._MODULES_TO_PACKAGES = {
+        "sklearn": ["scikit-learn"],
+        "skops": ["skops"],
+        "mlflow": ["mlflow"],
+    }
+    try:
+        yield
+    finally:
+        known._MODULES_TO_PACKAGES = None
+        known._PACKAGES_TO_MODULES = None
 
 
 def record_run(
@@ -270,8 +281,7 @@ def record_run(
                 mlflow.log_artifact(str(path), artifact_path="model-file")
         for figure in figures:
             mlflow.log_artifact(str(figure), artifact_path="figures")
-        _name_the_required_modules()
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _requirements_check_on_our_modules():
             # The predicted label is an integer column by design; MLflow's hint about
             # integer columns and missing values does not apply to an output.
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
