@@ -5,7 +5,6 @@ Cookiecutter removes the half-made output folder when this hook fails.
 """
 
 import keyword
-import re
 import sys
 
 # Answers arrive as JSON strings so that quotes and non-ASCII letters survive intact.
@@ -37,6 +36,36 @@ DEPENDENCIES = {
 }
 
 
+# Character classes by hand rather than with `re`: importing it would double this hook's
+# start-up time, and the hook runs on every generation.
+LOWER = "abcdefghijklmnopqrstuvwxyz"
+DIGITS = "0123456789"
+ALNUM = LOWER + LOWER.upper() + DIGITS
+
+
+def is_slug(value):
+    """[a-z][a-z0-9]*(-[a-z0-9]+)*, at most 64 characters."""
+    parts = value.split("-")
+    return (0 < len(value) <= 64 and value[0] in LOWER
+            and all(part and all(c in LOWER + DIGITS for c in part) for part in parts))
+
+
+def is_package(value):
+    """[a-z_][a-z0-9_]*"""
+    return bool(value) and value[0] in LOWER + "_" and all(c in LOWER + DIGITS + "_" for c in value)
+
+
+def is_email(value):
+    """local@label.label...: a local part without spaces or <>"',;@, then two or more DNS
+    labels of letters, digits and inner hyphens."""
+    local, at, domain = value.rpartition("@")
+    labels = domain.split(".")
+    return (bool(at) and bool(local) and not any(c.isspace() or c in "@<>\"',;" for c in local)
+            and len(labels) >= 2
+            and all(label and label[0] != "-" and label[-1] != "-"
+                    and all(c in ALNUM + "-" for c in label) for label in labels))
+
+
 def fail(field, value, rule):
     import json
 
@@ -57,12 +86,12 @@ def check(answers):
             fail(field, value, "must not contain emoji or other characters outside the Basic Multilingual Plane")
 
     slug = answers["project_slug"]
-    if not re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", slug) or len(slug) > 64:
+    if not is_slug(slug):
         fail("project_slug", slug, "must be 1-64 lowercase ASCII letters, digits and single hyphens, "
              "starting with a letter (it is both the folder and the distribution name)")
 
     package = answers["package_name"]
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", package):
+    if not is_package(package):
         fail("package_name", package, "must be a lowercase Python identifier (letters, digits, underscores)")
     if keyword.iskeyword(package) or keyword.issoftkeyword(package):
         fail("package_name", package, "is a Python keyword; choose another name")
@@ -73,7 +102,7 @@ def check(answers):
         fail("package_name", package, "shadows a dependency of the generated project; choose another name")
 
     email = answers["author_email"]
-    if not re.fullmatch(r"[^@\s<>\"',;]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+", email):
+    if not is_email(email):
         fail("author_email", email, "must be an email address like name@example.org")
 
     for field, allowed in CHOICES.items():
