@@ -137,4 +137,6 @@ BAD_ANSWERS = [
     ({"tracking": "cloud"}, ["tracking", "cloud"]),
     ({"project_name": "Evil <script>"}, ["project_name", "<"]),
     ({"author_name": "Line\nBreak"}, ["author_name", "single line"]),
+    ({"project_name": ""}, ["project_name", "empty"]),
+    ({"project_name": "!!!"}, ["project_name", "!!!", "project_slug"]),
 ]
