@@ -86,8 +86,10 @@ def check(answers):
             fail(field, value, "must not contain emoji or other characters outside the Basic Multilingual Plane")
 
     slug = answers["project_slug"]
-    if slug == "-":  # cookiecutter.json's stand-in when project_name gives no slug at all
-        fail("project_name", answers["project_name"], "has no ASCII letters or digits to make the "
+    name = answers["project_name"]
+    if slug == "-" and not any(c.isascii() and c.isalnum() for c in name):
+        # "-" is cookiecutter.json's stand-in when project_name gives no slug at all.
+        fail("project_name", name, "has no ASCII letters or digits to make the "
              "folder name from; also answer project_slug (e.g. project_slug=fraud-model)")
     if not is_slug(slug):
         fail("project_slug", slug, "must be 1-64 lowercase ASCII letters, digits and single hyphens, "

@@ -15,8 +15,8 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +41,8 @@ def main() -> int:
             [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
             check=True, capture_output=True, text=True,
         ).stdout.strip())
+        version = subprocess.run([str(python), "-c", "import platform; print(platform.python_version())"],
+                                 check=True, capture_output=True, text=True).stdout.strip()
         for cache in list(site.rglob("__pycache__")):
             shutil.rmtree(cache)
         subprocess.run(["make", "pipeline"], cwd=project, check=True, env=env, stdout=subprocess.DEVNULL)
@@ -49,10 +51,10 @@ def main() -> int:
             source = pyc.parent.parent / (pyc.name.split(".")[0] + ".py")
             if source.is_file():
                 sources.add(source.relative_to(site).as_posix())
-    own = {"__editable__", "_distutils_hack"}
-    listed = sorted(s for s in sources if s.split("/")[0].split(".")[0] not in own)
-    TARGET.write_text(HEADER + "\n".join(listed) + "\n", encoding="utf-8")
-    print(f"wrote {len(listed)} files to {TARGET.relative_to(ROOT)} ({sysconfig.get_python_version()})")
+    listed = sorted(s for s in sources if not s.startswith(("__editable__", "_distutils_hack")))
+    header = HEADER + f"# Made with Python {version} on {date.today()}.\n"
+    TARGET.write_text(header + "\n".join(listed) + "\n", encoding="utf-8")
+    print(f"wrote {len(listed)} files to {TARGET.relative_to(ROOT)} (Python {version})")
     return 0
 
 

@@ -61,15 +61,7 @@ def installed_project(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def piped_project(installed_project):
-    """The installed project after one `make pipeline` (shared; read-only for tests).
-
-    Also notes the bytecode files that first run wrote into site-packages (setup should have
-    compiled them all).
-    """
-    site = next((installed_project / ".venv" / "lib").glob("python3*/site-packages"))
-    before = set(site.rglob("*.pyc"))
+    """The installed project after one `make pipeline` (shared; read-only for tests)."""
     done = run(["make", "pipeline"], installed_project)
     installed_project.joinpath(".first-pipeline.log").write_text(done.stdout + done.stderr)
-    new = sorted(str(path.relative_to(site)) for path in set(site.rglob("*.pyc")) - before)
-    installed_project.joinpath(".first-pipeline-compiled.txt").write_text("\n".join(new))
     return installed_project

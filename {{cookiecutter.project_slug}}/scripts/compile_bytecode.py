@@ -11,14 +11,22 @@ would take twice as long.
 from __future__ import annotations
 
 import compileall
+import py_compile
 import sys
 import sysconfig
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 
 def compile_one(path: str) -> bool:
-    return bool(compileall.compile_file(path, quiet=2))
+    # Timestamp-checked like the files the interpreter writes itself (SOURCE_DATE_EPOCH would
+    # otherwise make them hash-checked: every import would hash its source again).
+    return bool(
+        compileall.compile_file(
+            path, quiet=2, invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP
+        )
+    )
 
 
 def main(listing: Path = Path("requirements/bytecode.txt")) -> int:
@@ -32,8 +40,11 @@ def main(listing: Path = Path("requirements/bytecode.txt")) -> int:
         if line.strip() and not line.startswith("#")
     ]
     files = [str(site / name) for name in names if (site / name).is_file()]
-    with ProcessPoolExecutor() as pool:
-        done = sum(pool.map(compile_one, files, chunksize=32))
+    try:
+        with ProcessPoolExecutor() as pool:
+            done = sum(pool.map(compile_one, files, chunksize=32))
+    except (OSError, ImportError, BrokenProcessPool):  # no worker processes here: one by one
+        done = sum(map(compile_one, files))
     print(f"setup: bytecode ready for {done} of the pipeline's {len(names)} installed files")
     return 0
 

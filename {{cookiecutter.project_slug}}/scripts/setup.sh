@@ -48,6 +48,7 @@ fi
 # It runs beside the rest of the set-up, which does not need it.
 "$VENV/bin/python" scripts/compile_bytecode.py &
 compiling=$!
+trap 'kill "$compiling" 2>/dev/null' EXIT
 
 if [ -n "$uv_bin" ]; then
   "$uv_bin" pip install --quiet --python "$VENV/bin/python" --no-deps --no-build-isolation -e .
@@ -62,5 +63,6 @@ fi
 if [ -d .git ] && [ -f .pre-commit-config.yaml ]; then
   "$VENV/bin/pre-commit" install --install-hooks >/dev/null && echo "setup: pre-commit hooks installed"
 fi
-wait "$compiling"
+wait "$compiling" || echo "setup: the bytecode warm-up failed; the first pipeline run compiles its imports itself" >&2
+trap - EXIT
 echo "setup: done. Next: make pipeline"

@@ -25,8 +25,9 @@ LABEL = "target"
 PROFILE = Path("reference") / "data_profile.json"
 # The pipeline, its plots and its attack thresholds are built for a binary task; add a
 # loader here only with a binary target (or extend evaluate and robustness first).
-# Loaders of sklearn.datasets by name: scikit-learn is imported only when data is loaded or
-# split, so the stages that import LABEL from here (validate) start without it.
+# Loaders: a function of sklearn.datasets by name (scikit-learn is imported only when data is
+# loaded or split, so the stages that import LABEL from here start without it), or any
+# function that takes as_frame=True and returns a Bunch with a `.frame`.
 LOADERS = {
     "breast_cancer": "load_breast_cancer",
 }
@@ -44,9 +45,12 @@ def load_dataset(name: str) -> pd.DataFrame:
     """The named bundled data set as one frame: snake_case feature columns plus `target`."""
     if name not in LOADERS:
         raise ValueError(f"unknown data set {name!r}: choose one of {', '.join(LOADERS)}")
-    from sklearn import datasets
+    loader = LOADERS[name]
+    if not callable(loader):
+        from sklearn import datasets
 
-    bunch = getattr(datasets, LOADERS[name])(as_frame=True)
+        loader = getattr(datasets, loader)
+    bunch = loader(as_frame=True)
     frame = bunch.frame.rename(columns=snake_case)
     return frame.astype({column: "float64" for column in frame.columns if column != LABEL})
 

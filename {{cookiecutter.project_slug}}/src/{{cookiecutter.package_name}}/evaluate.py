@@ -1,7 +1,8 @@
 """The `evaluate` stage: score the verified model on held-out data, write metrics and plots,
-attack it (robustness.py: evasion and membership inference), record the whole run (params,
-metrics, lineage, model) in MLflow, then fail when a threshold in params.yaml is crossed.
-The run is recorded before the verdict, so a failing model leaves its evidence in MLflow."""
+record the run (params, metrics, lineage, model) in MLflow, attack the model (robustness.py:
+evasion and membership inference) and add those results to the run, then fail when a
+threshold in params.yaml is crossed. The run is recorded before the attacks and the verdict,
+so a failing model leaves its evidence in MLflow."""
 
 from __future__ import annotations
 
@@ -92,21 +93,20 @@ def main() -> int:
         len(figures),
         paths.figures.relative_to(paths.root),
     )
+    log.info(
+        "recording the run in MLflow (%s)",
+        tracking.display_uri(tracking.tracking_uri(paths, params)),
+    )
+    run_id = tracking.record_run(paths, params, model, result, figures, frame.drop(columns=[LABEL]))
+    log.info("MLflow run %s: params, metrics, lineage tags and the registered model", run_id)
+
     attacked, failed = robustness.attack(model, pd.read_csv(paths.train_csv), frame, params, paths)
+    tracking.add_metrics(run_id, attacked)
     minimum = params["evaluate"]["min_accuracy"]
     if result["accuracy"] < minimum:
         failed.insert(
             0, f"accuracy {result['accuracy']:.3f} is below evaluate.min_accuracy {minimum}"
         )
-
-    log.info(
-        "recording the run in MLflow (%s)",
-        tracking.display_uri(tracking.tracking_uri(paths, params)),
-    )
-    run_id = tracking.record_run(
-        paths, params, model, result, figures, frame.drop(columns=[LABEL]), extra=attacked
-    )
-    log.info("MLflow run %s: params, metrics, lineage tags and the registered model", run_id)
     for problem in failed:
         log.error("%s (params.yaml; reports/)", problem)
     return 1 if failed else 0

@@ -230,7 +230,8 @@ def _requirements_check_on_our_modules() -> Iterator[None]:
     """
     from mlflow.utils import requirements_utils as known
 
-    if getattr(known, "_MODULES_TO_PACKAGES", False) is not None:
+    unbuilt = hasattr(known, "_MODULES_TO_PACKAGES") and known._MODULES_TO_PACKAGES is None
+    if not unbuilt:  # already built (then it is fast), or this MLflow no longer has it
         yield
         return
     known._MODULES_TO_PACKAGES = {
@@ -252,10 +253,8 @@ def record_run(
     metrics: dict[str, float],
     figures: list[Path],
     example: Any,
-    extra: dict[str, float] | None = None,
 ) -> str:
-    """Log one pipeline run: params, metrics (`extra` too), lineage tags, the model files and
-    the registered model.
+    """Log one pipeline run: params, metrics, lineage tags, the model files, the registered model.
 
     MLflow's copy of the model is written in skops format too (no pickle). Writes the run id
     to reports/mlflow_run.json and returns it.
@@ -273,7 +272,6 @@ def record_run(
         mlflow.log_params(flat_params({k: params[k] for k in params if k != "mlflow"}))
         mlflow.log_metric("train_accuracy", manifest.get("train_accuracy", float("nan")))
         mlflow.log_metrics({f"test_{name}": value for name, value in metrics.items()})
-        mlflow.log_metrics(extra or {})
         # The model file with its digest manifest and, when signed, its signature: a copy
         # fetched from the server verifies exactly like the local one.
         for path in (paths.model, paths.model_manifest, paths.model.with_suffix(".sig")):
@@ -306,6 +304,15 @@ def record_run(
         json.dumps(record, indent=2) + "\n", encoding="utf-8"
     )
     return run_id
+
+
+def add_metrics(run_id: str, metrics: dict[str, float]) -> None:
+    """Add metrics to a run `record_run` made (in the store it pointed MLflow at)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    for name, value in metrics.items():
+        client.log_metric(run_id, name, value)
 
 
 if __name__ == "__main__":
