@@ -49,7 +49,8 @@ def first_commit():
     if identity != {"user.name", "user.email"}:
         print("git has no user.name/user.email: files are staged; set them and run 'git commit'.")
         return
-    done = git("commit", "--quiet", "--no-verify", "-m", "Initial commit from the secure ML template")
+    done = git("-c", "maintenance.auto=false", "commit", "--quiet", "--no-verify",
+               "-m", "Initial commit from the secure ML template")
     if done.returncode == 0:
         print("Created a git repository with the first commit.")
     else:
