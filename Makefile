@@ -12,7 +12,7 @@ unexport PYTHONDONTWRITEBYTECODE
 DEMO_DIR ?= build/demo
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test test-fast docs bench lint lock clean
+.PHONY: help install demo test test-fast docs bench lock clean
 
 help: ## List the tasks
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)

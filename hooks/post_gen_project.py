@@ -5,6 +5,12 @@ only `os` and `subprocess`, to start fast: this runs on every generation.
 """
 
 import os
+import sys
+
+# Cookiecutter's temporary folder: no modules, many files (see pre_gen_project.py).
+if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
 import subprocess  # nosec B404 - runs git with fixed arguments
 
 CI_PROVIDER = "{{ cookiecutter.ci_provider }}"

@@ -4,8 +4,16 @@ Each rule prints one line naming the field, the value and the rule, then exits 1
 Cookiecutter removes the half-made output folder when this hook fails.
 """
 
-import keyword
+import os
 import sys
+
+# Cookiecutter runs hooks from its temporary folder, which collects one file per hook run
+# (thousands, over time): it is not a source of modules, and listing it cost more than
+# everything this hook checks.
+if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
+import keyword
 
 # Answers arrive as JSON strings so that quotes and non-ASCII letters survive intact.
 ANSWERS = {
