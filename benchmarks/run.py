@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE.parent
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 GEN_RUNS = int(os.environ.get("BENCH_GEN_RUNS", "15"))  # generation is short and noisy: more runs
-SETUP_RUNS = int(os.environ.get("BENCH_SETUP_RUNS", "3"))
+SETUP_RUNS = int(os.environ.get("BENCH_SETUP_RUNS", "5"))
 # A user's shell writes bytecode; this sandbox sets PYTHONDONTWRITEBYTECODE, so drop it.
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 ENV.update({"KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "MLFLOW_DISABLE_TELEMETRY": "true"})
@@ -41,12 +41,17 @@ def timed(args, cwd, env=None) -> float:
     return time.perf_counter() - start
 
 
+def settle(seconds: float) -> None:
+    """Let the file system finish writing and removing the last run's files (a project with its
+    .venv is ~1 GB and 20,000 files) before the next run is timed."""
+    os.sync()
+    time.sleep(seconds)
+
+
 def fresh(folder: Path) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    # Let the file system finish removing the last run's files before the next run is timed.
-    os.sync()
-    time.sleep(0.2)
+    settle(0.2)
     return folder
 
 
@@ -65,8 +70,7 @@ def bench_generation(work: Path) -> dict[str, list[float]]:
     # One untimed run each writes bytecode caches, as a second use on a user's machine would.
     timed(cookiecutter, fresh(ours_dir))
     timed([str(kedro), "new", "--name", "bench", "--tools", "none", "--example", "n"], fresh(kedro_dir))
-    os.sync()  # let the writes of kedro's install settle before anything is timed
-    time.sleep(3)
+    settle(3)  # kedro's install
     times: dict[str, list[float]] = {"ours": [], "kedro": []}
     for _ in range(GEN_RUNS):
         times["ours"].append(timed(cookiecutter, fresh(ours_dir)))
@@ -89,10 +93,12 @@ def bench_setup_and_pipeline(work: Path) -> dict[str, list[float]]:
     for i in range(SETUP_RUNS):
         project = generate(work, f"cold-{i}")
         shutil.rmtree(cache, ignore_errors=True)
+        settle(3)
         times["setup_cold"].append(timed(["make", "setup"], project, {**ENV, "UV_CACHE_DIR": str(cache)}))
         shutil.rmtree(project.parent)
     for i in range(SETUP_RUNS):
         project = generate(work, f"warm-{i}")
+        settle(3)
         times["setup_warm"].append(timed(["make", "setup"], project, {**ENV, "UV_CACHE_DIR": str(cache)}))
         times["pipeline_first"].append(timed(["make", "pipeline"], project))
         if i == SETUP_RUNS - 1:
