@@ -54,6 +54,8 @@ def rendered_defaults() -> dict:
     from cookiecutter.generate import generate_context
     from cookiecutter.prompt import prompt_for_config
 
+    if str(ROOT) not in sys.path:  # cookiecutter.json's own Jinja extension, as cookiecutter does
+        sys.path.append(str(ROOT))
     context = generate_context(str(ROOT / "cookiecutter.json"))
     return dict(prompt_for_config(context, no_input=True))
 

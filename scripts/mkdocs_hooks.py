@@ -22,11 +22,10 @@ PAGE = "controls.md"
 
 
 def default_answers() -> dict:
-    from cookiecutter.generate import generate_context
-    from cookiecutter.prompt import prompt_for_config
-
-    context = generate_context(str(ROOT / "cookiecutter.json"))
-    return dict(prompt_for_config(context, no_input=True))
+    spec = importlib.util.spec_from_file_location("gen_options_doc", ROOT / "scripts" / "gen_options_doc.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.rendered_defaults()
 
 
 def load_registry() -> list[dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -149,6 +150,32 @@ def test_without_git_the_project_is_still_generated_and_the_hook_says_so(tmp_pat
     project = tmp_path / "out" / "secure-ml-project"
     assert (project / "pyproject.toml").is_file() and not (project / ".git").exists()
     assert not (project / ".gitlab-ci.yml").exists(), "the removals ran before the git step"
+
+
+def test_compiled_files_are_cached_privately_and_an_edited_file_is_compiled_again(tmp_path):
+    template = tmp_path / "template"
+    source = Path(__file__).resolve().parents[1]
+    template.mkdir()
+    for name in ("cookiecutter.json", "secure_ml_jinja_cache.py"):
+        shutil.copy(source / name, template / name)
+    for folder in ("hooks", "{{cookiecutter.project_slug}}"):
+        shutil.copytree(source / folder, template / folder)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def generate(out):
+        done = subprocess.run([sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(out),
+                               str(template)], capture_output=True, text=True, env=env, check=False)
+        assert done.returncode == 0, done.stderr
+        return (out / "secure-ml-project" / "README.md").read_text(encoding="utf-8")
+
+    generate(tmp_path / "first")
+    cache = tmp_path / "cache" / "secure-ml-template" / "jinja"
+    assert len(list(cache.iterdir())) > 20
+    assert cache.stat().st_mode & 0o777 == 0o700
+    readme = template / "{{cookiecutter.project_slug}}" / "README.md"
+    readme.write_text(readme.read_text(encoding="utf-8") + "Edited for {{ cookiecutter.project_name }}\n",
+                      encoding="utf-8")
+    assert generate(tmp_path / "second").endswith("Edited for Secure ML Project\n")
 
 
 def test_lock_pins_every_dependency_with_hashes(bake):
