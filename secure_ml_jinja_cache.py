@@ -27,10 +27,13 @@ def cache_folder() -> Path:
 class BytecodeCache(Extension):
     def __init__(self, environment):
         super().__init__(environment)
-        folder = cache_folder()
         try:
+            folder = cache_folder()
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError:
+            info = folder.stat()
+        except (OSError, RuntimeError):  # no home folder, read-only, ...: no cache
             return
-        if folder.stat().st_uid == os.getuid() and folder.stat().st_mode & 0o077 == 0:
+        # Only a folder of ours that nobody else can write (on Windows, the profile's own).
+        private = not hasattr(os, "getuid") or (info.st_uid == os.getuid() and info.st_mode & 0o077 == 0)
+        if private:
             environment.bytecode_cache = FileSystemBytecodeCache(str(folder))
