@@ -3,50 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from conftest import scratch_env, scratch_project
 
-ROOT = Path(__file__).resolve().parents[2]
-SKIP = shutil.ignore_patterns(
-    ".venv",
-    ".git",
-    "data",
-    "models",
-    "reports",
-    "mlflow.db*",
-    "mlartifacts",
-    "mlruns",
-    "cache",
-    "tmp",
-    "storage",
-    "site",
-    "__pycache__",
-    ".pytest_cache",
-    ".ruff_cache",
-)
+pytestmark = pytest.mark.integration
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    # The scratch copy logs to its own SQLite store, whatever the project's tracking mode:
-    # named explicitly, so a team-mode project never falls back to a local store unasked.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{cwd / 'mlflow.db'}"
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env.pop("PROJECT_ROOT", None)
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        args, cwd=cwd, env=scratch_env(cwd), capture_output=True, text=True, check=False
+    )
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    copy = tmp_path_factory.mktemp("pipeline") / "project"
-    shutil.copytree(ROOT, copy, ignore=SKIP)
+    copy = scratch_project(tmp_path_factory.mktemp("pipeline") / "project")
     for args in (
         ["git", "init", "-q"],
         ["git", "add", "-A"],

@@ -158,29 +158,11 @@ def test_train_runs_only_after_validate_passed():
 @pytest.mark.integration
 def test_dvc_repro_stops_at_validate_and_never_trains_on_poisoned_data(tmp_path, frames):
     """End to end: a raw CSV with flipped-label copies goes through the real `dvc repro`."""
-    import os
     import subprocess
-    import sys
 
-    skip = shutil.ignore_patterns(
-        ".venv",
-        ".git",
-        "data",
-        "models",
-        "reports",
-        "mlflow.db*",
-        "mlartifacts",
-        "mlruns",
-        "cache",
-        "tmp",
-        "site",
-        "__pycache__",
-        ".pytest_cache",
-        ".ruff_cache",
-        "keys",
-    )
-    copy = tmp_path / "project"
-    shutil.copytree(ROOT, copy, ignore=skip)
+    from conftest import scratch_env, scratch_project
+
+    copy = scratch_project(tmp_path / "project", "keys")
     train = pd.concat(frames, ignore_index=True)
     copies = train.sample(15, random_state=4)
     raw = pd.concat([train, copies.assign(**{LABEL: 1 - copies[LABEL]})], ignore_index=True)
@@ -189,10 +171,8 @@ def test_dvc_repro_stops_at_validate_and_never_trains_on_poisoned_data(tmp_path,
     params = yaml.safe_load((copy / "params.yaml").read_text())
     params["data"]["raw_csv"] = "raw/records.csv"
     (copy / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "PROJECT_"))}
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{copy / 'mlflow.db'}"  # explicit, in any mode
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     subprocess.run(["git", "init", "-q"], cwd=copy, check=True)
+    env = scratch_env(copy)
     done = subprocess.run(
         ["dvc", "repro"], cwd=copy, env=env, capture_output=True, text=True, check=False
     )
