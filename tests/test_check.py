@@ -4,6 +4,7 @@ planted flaw, it never writes, its formats and exit codes; the wheel carries the
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import zipfile
@@ -202,10 +203,19 @@ def test_the_wheel_carries_the_template_and_runs_without_a_clone(tmp_path, bake)
     assert where.stdout.strip() == str(site / "secure_ml_template" / "template")
     project = bake()
     assert json.loads(check(project, "--format", "json", env=env).stdout)["score"] == report(project)["score"]
+    assert "secure_ml_template/program/SECURITY.md" in names
+    # No bytecode in the wheel; and bytecode an installer compiles beside the packaged template
+    # (pip does, by default) never travels into a repository.
+    assert not [n for n in names if n.endswith(".pyc") or "__pycache__" in n]
+    # (files with Jinja in them do not compile; pip skips those too)
+    run([sys.executable, "-m", "compileall", "-q", str(site)], tmp_path, check=False)
+    assert list((site / "secure_ml_template" / "template").rglob("*.pyc"))
     repo = tmp_path / "repo"
     repo.mkdir()
-    done = run([sys.executable, "-m", "secure_ml_template", "retrofit", str(repo)], tmp_path, env=env)
-    assert "add      dvc.yaml" in done.stdout and (repo / "dvc.yaml").is_file()
+    done = run([sys.executable, "-m", "secure_ml_template", "retrofit", str(repo), "--with-pipeline", "pipe"],
+               tmp_path, env=env)
+    assert "add      SECURITY.md" in done.stdout and (repo / "pipe" / "dvc.yaml").is_file()
+    assert not [p for p in repo.rglob("*") if p.suffix == ".pyc" or p.name == "__pycache__"]
 
 
 @pytest.mark.parametrize("args, words", [
@@ -226,3 +236,72 @@ def test_fresh_project_without_ci_has_its_scanners_partial_and_the_rest_present(
     partial = {r["id"] for r in rows if r["status"] == "partial"}
     assert partial == {"scan-bandit", "scan-secrets", "scan-pip-audit", "scan-model-files", "scan-ruff"}
     assert {r["id"] for r in rows if r["status"] == "missing"} == {"ci-hardened"}
+
+
+# ---------------------------------------------------------------- check judges the repository's own code
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def rows(root: Path) -> dict[str, dict]:
+    return {row["id"]: row for row in report(root)["controls"]}
+
+
+@pytest.mark.parametrize("files, control, status, cited", [
+    ({"train.py": "import dvclive\n"}, "experiment-tracking", "present", "train.py:1"),
+    ({"src/fit.py": "x = 1\nimport wandb\n"}, "experiment-tracking", "present", "src/fit.py:2"),
+    ({"MLproject": "name: x\n"}, "experiment-tracking", "partial", "MLproject:1"),
+    ({"tests/test_data.py": "import great_expectations as gx\n"}, "data-validation", "present", "tests/test_data.py:1"),
+    ({"schema.py": "from pydantic import BaseModel\n"}, "data-validation", "present", "schema.py:1"),
+    ({"io.py": "import torch\n\ntorch.load('m.pt')\n"}, "safe-model-format", "missing", "io.py:3"),
+    ({"io.py": "import torch\n\ntorch.load('m.pt', weights_only=True)\n"}, "safe-model-format", "missing", None),
+    ({"io.py": "import joblib\nimport skops.io\njoblib.dump(m, 'm.joblib')\n"}, "safe-model-format", "partial", "io.py:3"),
+    ({"io.py": "import onnxruntime\n"}, "safe-model-format", "present", "io.py:1"),
+    ({"io.py": "from safetensors.torch import save_file\n"}, "safe-model-format", "present", "io.py:1"),
+    ({"nb.ipynb": json.dumps({"cells": [{"cell_type": "code", "source": ["import cloudpickle\n", "cloudpickle.load(f)\n"]}]})},
+     "safe-model-format", "missing", "nb.ipynb:2"),
+    ({"requirements.txt": "numpy==2.0.0 \\\n    --hash=sha256:" + "a" * 64 + "\n"}, "lock-hashes", "present", "requirements.txt:2"),
+    ({"requirements.txt": "numpy==2.0.0\n"}, "lock-hashes", "partial", "requirements.txt:1"),
+    ({"conda.yaml": "dependencies:\n  - pip:\n    - mlflow>=1.0\n"}, "lock-hashes", "missing", "conda.yaml:1"),
+    ({"uv.lock": 'version = 1\n[[package]]\nname = "x"\nsdist = { hash = "sha256:' + "b" * 64 + '" }\n'},
+     "lock-hashes", "present", "uv.lock:4"),
+])
+def test_each_row_judges_the_repository_code_and_cites_file_and_line(tmp_path, files, control, status, cited):
+    write(tmp_path, files)
+    row = rows(tmp_path)[control]
+    assert row["status"] == status, row
+    if cited:
+        assert cited in row["where"] and cited in row["evidence"], row
+
+
+def test_files_retrofit_added_are_not_evidence_and_unfilled_stubs_are_partial(tmp_path):
+    env = {**ENV, "GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig"), "GIT_CONFIG_NOSYSTEM": "1"}
+    (tmp_path / "gitconfig").write_text("[user]\n\tname = T\n\temail = t@example.com\n")
+    repo = tmp_path / "repo"
+    write(repo, {"train.py": "import pickle\n\npickle.dump(model, open('m.pkl', 'wb'))\n", "LICENSE.txt": "Apache\n"})
+    run(["git", "init", "-q"], repo, env=env)
+    run(["git", "add", "-A"], repo, env=env)
+    run(["git", "commit", "-qm", "repo"], repo, env=env)
+    before = rows(repo)
+    run([sys.executable, "-m", "secure_ml_template", "retrofit", str(repo), "--with-pipeline", "pipeline"],
+        TEMPLATE, env=env)
+    after = rows(repo)
+    # The sub-project's DVC, MLflow, pandera, skops, lock and tests belong to it, not to the repository.
+    for control in ("dvc-pipeline", "experiment-tracking", "tests", "lock-hashes", "safe-model-format", "data-validation"):
+        assert after[control]["status"] == before[control]["status"], (control, after[control])
+    assert "train.py:3" in after["safe-model-format"]["where"]
+    # Stubs count once someone fills them in; the gates are a real gain.
+    assert after["security-policy"]["status"] == "partial" and after["docs"]["status"] == "partial"
+    assert after["scan-bandit"]["status"] == "present" and after["controls-registry"]["status"] == "present"
+    with open(repo / "SECURITY.md", "a", encoding="utf-8") as f:
+        f.write("Contact: security@example.org\n")
+    assert rows(repo)["security-policy"]["status"] == "present"
+    # Every row that found something cites file:line.
+    for row in after.values():
+        if row["status"] != "missing":
+            assert row["where"] and all(re.search(r":\d+$", w) for w in row["where"]), row

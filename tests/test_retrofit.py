@@ -1,27 +1,28 @@
-"""`secure-ml retrofit` on repositories shaped like real ones, built here under tmp_path.
-
-For each: the plan is printed and matches what is done; every pre-existing file is
-byte-for-byte unchanged except the documented merges, which keep all original lines in
-order; the repository's own tests still pass; `check` scores higher; a second run is a no-op.
-"""
+"""`secure-ml retrofit` on repositories shaped like real ones (a DVC example project, an MLflow
+example project, a course repository with nested conftest files), built here under tmp_path,
+and on a clone of this repository. Each invariant of the retrofit is checked with the real
+tools it names (git check-ignore, dvc stage list --all, the repository's own pytest)."""
 
 from __future__ import annotations
 
 import json
 import re
 import shutil
+import stat
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import TEMPLATE, run
 
 SRC = TEMPLATE / "src"
 GENERATED = TEMPLATE / "{{cookiecutter.project_slug}}"
 sys.path.insert(0, str(SRC))
-from secure_ml_template import merge
+from secure_ml_template import merge, program, retrofit  # noqa: E402
 
-MERGED_FILES = {".gitignore", ".pre-commit-config.yaml", "pyproject.toml", ".dvc/.gitignore"}
+BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,8 @@ def template_copy(tmp_path_factory):
     ignore = shutil.ignore_patterns(".venv", "__pycache__", "*.pyc")
     for name in ("src", "hooks", GENERATED.name):
         shutil.copytree(TEMPLATE / name, copy / name, ignore=ignore)
-    shutil.copy2(TEMPLATE / "cookiecutter.json", copy / "cookiecutter.json")
+    for name in ("cookiecutter.json", "secure_ml_jinja_cache.py"):
+        shutil.copy2(TEMPLATE / name, copy / name)
     return copy
 
 
@@ -41,13 +43,13 @@ def env(tmp_path, template_copy):
     """Environment for the command and git: the package on the path, a throw-away git identity."""
     gitconfig = tmp_path / "gitconfig"
     gitconfig.write_text("[user]\n\tname = Retrofit Test\n\temail = retrofit@example.com\n"
-                         "[init]\n\tdefaultBranch = main\n")
+                         "[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n")
     return {"PYTHONPATH": str(template_copy / "src"), "GIT_CONFIG_GLOBAL": str(gitconfig),
-            "GIT_CONFIG_NOSYSTEM": "1"}
+            "GIT_CONFIG_NOSYSTEM": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def secure_ml(args, env, check=True):
-    return run([sys.executable, "-m", "secure_ml_template", *args], cwd=TEMPLATE, env=env, check=check)
+def secure_ml(args, env, check=True, cwd=None):
+    return run([sys.executable, "-m", "secure_ml_template", *args], cwd=cwd or TEMPLATE, env=env, check=check)
 
 
 def write(root: Path, files: dict[str, str]) -> None:
@@ -57,7 +59,12 @@ def write(root: Path, files: dict[str, str]) -> None:
         path.write_text(text, encoding="utf-8")
 
 
-def git_commit(root: Path, env, message="work") -> None:
+def git_repo(root: Path, env, message="the team's repository") -> None:
+    run(["git", "init", "--quiet"], root, env=env)
+    commit(root, env, message)
+
+
+def commit(root: Path, env, message="work") -> None:
     run(["git", "add", "--all"], root, env=env)
     run(["git", "commit", "--quiet", "--no-verify", "--allow-empty", "-m", message], root, env=env)
 
@@ -67,356 +74,414 @@ def snapshot(root: Path) -> dict[str, bytes]:
             if p.is_file() and ".git" not in p.relative_to(root).parts}
 
 
+def modes(root: Path) -> dict[str, int]:
+    return {p.relative_to(root).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in root.rglob("*")
+            if p.is_file() and ".git" not in p.relative_to(root).parts}
+
+
 def parse_plan(output: str) -> dict:
-    plan = {"add": set(), "merge": set(), "propose": {}}
-    for line in output.splitlines():
+    plan = {"add": set(), "merge": set(), "propose": [], "appended": {}}
+    current = None
+    for line in output.split("\ncheck before:")[0].splitlines():
         if m := re.match(r"^  add      (\S.*)$", line):
             plan["add"].add(m.group(1))
         elif m := re.match(r"^  merge    (\S+): ", line):
-            plan["merge"].add(m.group(1))
-        elif m := re.match(r"^  propose  (\S+) exists: the template's version goes to (\S+) ", line):
-            plan["propose"][m.group(1)] = m.group(2)
+            current = m.group(1)
+            plan["merge"].add(current)
+            plan["appended"][current] = []
+        elif m := re.match(r"^             \+ (.*)$", line):
+            if current:
+                plan["appended"][current].append(m.group(1))
+        elif m := re.match(r"^  propose  (\S+): (.*)$", line):
+            plan["propose"].append((m.group(1), m.group(2)))
+            current = None
+        else:
+            current = None
     return plan
 
 
-def plan_section(output: str) -> str:
-    return output.split("\ncheck before:")[0].split("\n", 1)[1]
+def report(root: Path, env) -> dict:
+    return {r["id"]: r for r in json.loads(secure_ml(["check", str(root), "--format", "json"], env).stdout)["controls"]}
 
 
-def score(root: Path, env) -> int:
-    return json.loads(secure_ml(["check", str(root), "--format", "json"], env).stdout)["score"]
+def own_tests(root: Path, env, *args) -> tuple[list[str], str]:
+    """The repository's own pytest: the ids it collects, and the summary of a real run."""
+    base = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
+    collected = run([*base, "--collect-only", "-q"], root, env={**env, "PYTHONPATH": ""}, check=False)
+    ids = sorted(line for line in collected.stdout.splitlines() if "::" in line)
+    done = run([*base, "-q"], root, env={**env, "PYTHONPATH": ""}, check=False)
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr
+    return ids, re.sub(r" in [0-9.]+s", "", summary)
 
 
-def in_order(old: str, new: str) -> bool:
-    """Every line of old is in new, in the same order."""
-    remaining = iter(new.splitlines())
-    return all(any(line == candidate for candidate in remaining) for line in old.splitlines())
+def dvc_stages(root: Path) -> list[str]:
+    done = run([str(BIN / "dvc"), "stage", "list", "--all"], root, env={"DVC_NO_ANALYTICS": "1"})
+    return sorted(line.split()[0] for line in done.stdout.splitlines() if line.strip())
 
 
-# ---------------------------------------------------------------- the fixtures
-
-NOTEBOOK = json.dumps({
-    "cells": [{"cell_type": "code", "execution_count": None, "id": "c1", "metadata": {}, "outputs": [],
-               "source": ["import pandas as pd\n", "df = pd.read_csv('data/iris.csv')\n", "df.describe()"]}],
-    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
-    "nbformat": 4, "nbformat_minor": 5,
-}, indent=1) + "\n"
+# ---------------------------------------------------------------- fixtures shaped like real repositories
 
 
-def sklearn_repo(root: Path) -> list[str]:
-    """A plain scikit-learn repo: requirements.txt, a notebook, train.py (pickles its model), a test."""
+def dvc_project(root: Path) -> None:
+    """Like iterative/example-get-started: dvc.yaml, params.yaml, a data/*.dvc import,
+    .gitlab-ci.yml beside a GitHub workflow, src/ scripts that pickle their model."""
     write(root, {
-        "requirements.txt": "scikit-learn==1.9.1\npandas==3.1.1\njupyter\n",
-        "README.md": "# Iris classifier\n\nRun `python train.py`.\n",
-        "notebooks/explore.ipynb": NOTEBOOK,
-        "features.py": "def scale(values):\n    top = max(values)\n    return [v / top for v in values]\n",
-        "train.py": (
-            "import pickle\n\nfrom sklearn.datasets import load_iris\nfrom sklearn.linear_model import "
-            "LogisticRegression\n\n\ndef main():\n    x, y = load_iris(return_X_y=True)\n"
-            "    model = LogisticRegression(max_iter=200).fit(x, y)\n"
-            "    with open('model.pkl', 'wb') as f:\n        pickle.dump(model, f)\n\n\n"
-            "if __name__ == '__main__':\n    main()\n"),
-        "tests/test_features.py": (
-            "from features import scale\n\n\ndef test_scale_maps_the_largest_value_to_one():\n"
-            "    assert scale([1, 2, 4]) == [0.25, 0.5, 1.0]\n"),
-        # No newline at the end: the merge must keep the last line intact.
-        ".gitignore": "*.pkl\n.ipynb_checkpoints/\ndata/",
-    })
-    return ["tests/test_features.py"]
-
-
-def pyproject_repo(root: Path) -> list[str]:
-    """A packaged repo with its own pyproject.toml, pre-commit config and GitHub workflow."""
-    write(root, {
-        "pyproject.toml": (
-            '[project]\nname = "Fraud Detector"\nversion = "1.2.0"\ndependencies = ["scikit-learn"]\n\n'
-            '[tool.ruff]\nline-length = 120\n# a comment the merge must keep\n'
-            '[tool.ruff.lint]\nselect = ["E", "F"]\n'),
-        ".pre-commit-config.yaml": (
-            "# our hooks\nrepos:\n  - repo: local\n    hooks:\n      - id: unit-tests\n"
-            "        name: unit tests\n        entry: python -m pytest -q\n        language: system\n"
-            "        pass_filenames: false\n"),
-        ".github/workflows/ci.yml": (
-            "name: ci\non: [push]\njobs:\n  test:\n    runs-on: ubuntu-latest\n    steps:\n"
-            "      - uses: actions/checkout@v4\n      - run: pip install -e . && pytest\n"),
-        "src/frauddet/__init__.py": '"""Fraud detection."""\n\n__version__ = "1.2.0"\n',
-        "src/frauddet/score.py": "def risk(amount: float) -> str:\n    return 'high' if amount > 1000 else 'low'\n",
-        "tests/test_score.py": (
-            "from frauddet.score import risk\n\n\ndef test_risk():\n    assert risk(5000) == 'high'\n"
-            "    assert risk(10) == 'low'\n"),
-        "README.md": "# Fraud detector\n",
-        "LICENSE": "Copyright the fraud team. All rights reserved.\n",
-    })
-    return ["tests/test_score.py"]
-
-
-def dvc_mlflow_repo(root: Path) -> list[str]:
-    """A repo that already uses DVC and MLflow."""
-    write(root, {
-        "dvc.yaml": (
-            "stages:\n  featurize:\n    cmd: python pipeline/featurize.py\n    deps:\n"
-            "      - pipeline/featurize.py\n    outs:\n      - data/features.csv\n"),
-        "params.yaml": "featurize:\n  window: 7\n",
         ".dvc/config": "[core]\n    remote = storage\n['remote \"storage\"']\n    url = /tmp/dvc-storage\n",
-        ".dvc/.gitignore": "/config.local\n/tmp\n",
-        ".dvcignore": "# DVC ignores\n",
-        ".gitignore": "/data/\n__pycache__/\n",
-        "pipeline/featurize.py": (
-            "import mlflow\n\n\ndef window_mean(values, window):\n    tail = values[-window:]\n"
-            "    return sum(tail) / len(tail)\n\n\nif __name__ == '__main__':\n"
-            "    mlflow.log_metric('mean', window_mean([1, 2, 3], 2))\n"),
-        "tests/test_featurize.py": (
-            "import sys\nimport types\n\nsys.modules.setdefault('mlflow', types.ModuleType('mlflow'))\n"
-            "sys.path.insert(0, 'pipeline')\nfrom featurize import window_mean  # noqa: E402\n\n\n"
-            "def test_window_mean():\n    assert window_mean([1, 2, 3, 4], 2) == 3.5\n"),
+        ".dvc/.gitignore": "/config.local\n/tmp\n/cache\n",
+        ".dvcignore": "# Add patterns of files dvc should ignore\n",
+        ".gitignore": ".venv/\n/model.pkl\n/eval\n",
+        "data/.gitignore": "/data.xml\n",
+        "data/data.xml.dvc": (
+            "md5: f5ea021eddd7b1df6de80b904cba1da6\nfrozen: true\ndeps:\n- path: get-started/data.xml\n"
+            "  repo:\n    url: https://github.com/iterative/dataset-registry\n"
+            "    rev_lock: f59388cd04276e75d70b2136597aaa27e7937cc3\nouts:\n"
+            "- md5: 22a1a2931c8370d3aeedd7183606fd7f\n  size: 14445097\n  hash: md5\n  path: data.xml\n"),
+        "params.yaml": "prepare:\n  split: 0.20\n  seed: 20170428\ntrain:\n  seed: 20170428\n  n_est: 50\n",
+        "dvc.yaml": (
+            "stages:\n  prepare:\n    cmd: python src/prepare.py data/data.xml\n    deps:\n    - data/data.xml\n"
+            "    - src/prepare.py\n    params:\n    - prepare.seed\n    - prepare.split\n    outs:\n    - data/prepared\n"
+            "  featurize:\n    cmd: python src/featurization.py data/prepared data/features\n    deps:\n"
+            "    - data/prepared\n    - src/featurization.py\n    outs:\n    - data/features\n"
+            "  train:\n    cmd: python src/train.py data/features model.pkl\n    deps:\n    - data/features\n"
+            "    - src/train.py\n    params:\n    - train.seed\n    - train.n_est\n    outs:\n    - model.pkl\n"
+            "  evaluate:\n    cmd: python src/evaluate.py model.pkl data/features\n    deps:\n    - data/features\n"
+            "    - model.pkl\n    - src/evaluate.py\n    outs:\n    - eval\n"),
+        "src/requirements.txt": "dvclive>=3.0\npandas\nscikit-learn\n",
+        "src/prepare.py": "import random\n\n\ndef split(rows, ratio, seed):\n    random.seed(seed)\n    return rows\n",
+        "src/train.py": ("import pickle\nimport sys\n\n\ndef save(model, path):\n    with open(path, 'wb') as fd:\n"
+                         "        pickle.dump(model, fd)\n\n\nif __name__ == '__main__':\n    save({}, sys.argv[2])\n"),
+        "src/evaluate.py": ("import pickle\n\nfrom dvclive import Live\n\n\ndef load(path):\n"
+                            "    with open(path, 'rb') as fd:\n        return pickle.load(fd)\n"),
+        ".gitlab-ci.yml": ("stages:\n  - train\n  - report\n\ntrain-model:\n  stage: train\n  image: iterativeai/cml:0-dvc2-base1\n"
+                           "  script:\n    - pip install -r src/requirements.txt\n    - dvc repro\n"),
+        ".github/workflows/cml.yaml": (
+            "name: CML\non: [push]\njobs:\n  train:\n    runs-on: ubuntu-latest\n    steps:\n"
+            "      - uses: actions/checkout@v3\n      - run: pip install -r src/requirements.txt && dvc repro\n"),
+        # A tracked, non-secret .env: the ignore line `.env` must not hide it.
+        ".env": "DVC_NO_ANALYTICS=1\n",
+        "README.md": "# DVC get started\n",
     })
-    return ["tests/test_featurize.py"]
 
 
-def plain_folder(root: Path) -> list[str]:
-    """A folder that is not a git repository: two scripts and a notes file."""
-    write(root, {"analysis.py": "print('hello')\n", "NOTES.txt": "to do: everything\n"})
-    return []
+def mlflow_project(root: Path) -> None:
+    """Like mlflow/mlflow-example: top-level train.py, MLproject, conda.yaml, an Apache LICENSE.txt."""
+    write(root, {
+        "MLproject": ("name: tutorial\n\nconda_env: conda.yaml\n\nentry_points:\n  main:\n    parameters:\n"
+                      "      alpha: float\n    command: \"python train.py {alpha}\"\n"),
+        "conda.yaml": ("name: tutorial\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.8\n  - pip\n"
+                       "  - pip:\n    - scikit-learn==0.23.2\n    - mlflow>=1.0\n    - pandas\n"),
+        "train.py": ("import sys\n\nimport mlflow\nimport mlflow.sklearn\n\n\ndef main(alpha):\n"
+                     "    with mlflow.start_run():\n        mlflow.log_param('alpha', alpha)\n\n\n"
+                     "if __name__ == '__main__':\n    main(float(sys.argv[1]))\n"),
+        "LICENSE.txt": "                                 Apache License\n                           Version 2.0, January 2004\n",
+        "README.md": "# mlflow-example\n",
+        "wine-quality.csv": "fixed acidity,quality\n7.4,5\n",
+    })
 
 
-def this_repository(root: Path) -> list[str]:
-    """A real repository: a clone of this one (committed work only), with its own pyproject.toml,
-    Makefile, README, tests/conftest.py and src/ package. Its own fast unit tests must still pass."""
-    run(["git", "clone", "--quiet", "--no-hardlinks", str(TEMPLATE), str(root)], root.parent)
-    return ["tests/test_retrofit.py::test_gitignore_merge_appends_only_missing_lines",
-            "tests/test_retrofit.py::test_pyproject_merge_skips_tools_already_configured_even_by_dotted_keys"]
-
-
-FIXTURES = {
-    "sklearn": (sklearn_repo, True),
-    "pyproject-precommit-workflow": (pyproject_repo, True),
-    "dvc-mlflow": (dvc_mlflow_repo, True),
-    "not-git": (plain_folder, False),
-    "this-repository": (this_repository, True),
-}
-
-
-def own_tests_pass(root: Path, tests: list[str], env) -> None:
-    if tests:
-        # No __pycache__ left behind: these fixtures, like some real repos, ignore nothing,
-        # and stray bytecode would read as the team's uncommitted work.
-        run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], root,
-            env={**env, "PYTHONPATH": "src", "PYTHONDONTWRITEBYTECODE": "1"})
-
-
-@pytest.mark.parametrize("name", FIXTURES)
-def test_retrofit_adds_merges_and_proposes_exactly_what_it_plans(tmp_path, env, name):
-    build, is_git = FIXTURES[name]
-    root = tmp_path / name
-    root.mkdir()
-    own_tests = build(root)
-    if is_git:
-        run(["git", "init", "--quiet"], root, env=env)
-        git_commit(root, env, "the team's repository")
-    own_tests_pass(root, own_tests, env)
-    before = snapshot(root)
-
-    dry = secure_ml(["retrofit", str(root), "--dry-run"], env)
-    assert snapshot(root) == before, "--dry-run changed the repository"
-    planned = parse_plan(dry.stdout)
-    assert planned["add"], dry.stdout
-
-    done = secure_ml(["retrofit", str(root)], env)
-    assert plan_section(done.stdout) == plan_section(dry.stdout).replace(" (dry run: nothing is changed)", "")
-    assert "check before:" in done.stdout and "check after:" in done.stdout
-    after = snapshot(root)
-
-    # The plan matches what was done.
-    created = set(after) - set(before)
-    changed = {p for p in before if after.get(p) != before[p]}
-    assert set(before) <= set(after), "a file was deleted"
-    assert created == planned["add"] | set(planned["propose"].values())
-    assert changed == planned["merge"]
-    assert changed <= MERGED_FILES
-    # Merges only add lines: every original line is kept, in order.
-    for rel in changed:
-        old, new = before[rel].decode(), after[rel].decode()
-        assert in_order(old, new), rel
-        assert len(new.splitlines()) > len(old.splitlines())
-    # Proposals are the template's version of a file the repository already had.
-    for rel, proposal in planned["propose"].items():
-        assert rel in before and proposal not in before
-    # What was added is the template's rendering: spot-check one file per kind.
-    assert "dvc.yaml" in before or "dvc.yaml" in created
-    assert any(p.startswith("src/") and p.endswith("/model_io.py") for p in created)
-
-    own_tests_pass(root, own_tests, env)
-    # The run ends with the check table before and after: the score went up, and it is what
-    # `check` itself says.
-    scores = [int(m) for m in re.findall(r"^score (\d+)% ", done.stdout, re.MULTILINE)]
-    assert len(scores) == 2 and scores[1] > scores[0], done.stdout
-    assert score(root, env) == scores[1]
-
-    # A second run is a no-op (commit first in a git repository: the first run left changes).
-    if is_git:
-        git_commit(root, env, "retrofit")
-    second = secure_ml(["retrofit", str(root)], env)
-    assert "nothing to do" in second.stdout
-    assert snapshot(root) == after
-
-
-def test_pyproject_fixture_merges_tool_tables_and_hooks_and_proposes_the_rest(tmp_path, env):
-    root = tmp_path / "repo"
-    root.mkdir()
-    pyproject_repo(root)
-    run(["git", "init", "--quiet"], root, env=env)
-    git_commit(root, env)
-    old_pyproject = (root / "pyproject.toml").read_bytes()
-    done = secure_ml(["retrofit", str(root)], env)
-    plan = parse_plan(done.stdout)
-    assert "answers: project_name=Fraud Detector, project_slug=fraud-detector, package_name=frauddet" in done.stdout
-    new_pyproject = (root / "pyproject.toml").read_bytes()
-    # Appended text only: the original bytes are a prefix; [tool.ruff] is the team's, not ours.
-    assert new_pyproject.startswith(old_pyproject)
-    added = new_pyproject[len(old_pyproject):].decode()
-    assert "[tool.bandit]" in added and "[tool.ruff" not in added and "[project" not in added
-    assert "[tool.pytest" not in added  # the team's tests keep running as they did
-    assert (root / "src/frauddet/__init__.py").read_text() == '"""Fraud detection."""\n\n__version__ = "1.2.0"\n'
-    assert plan["propose"]["src/frauddet/__init__.py"] == "src/frauddet/__init__.py.template"
-    assert plan["propose"]["README.md"] == "README.md.template"
-    assert plan["propose"]["LICENSE"] == "LICENSE.template"
-    if (GENERATED / ".pre-commit-config.yaml").is_file():
-        assert ".pre-commit-config.yaml" in plan["merge"]
-        import yaml
-        config = yaml.safe_load((root / ".pre-commit-config.yaml").read_text())
-        ids = [h["id"] for r in config["repos"] for h in r["hooks"]]
-        assert ids[0] == "unit-tests" and len(ids) > 1
-    if (GENERATED / ".github/workflows/ci.yml").is_file():
-        assert plan["propose"][".github/workflows/ci.yml"] == ".github/workflows/ci.yml.template"
-
-
-def test_dirty_repo_is_refused_then_force_keeps_the_uncommitted_work(tmp_path, env):
-    root = tmp_path / "dirty"
-    root.mkdir()
-    sklearn_repo(root)
-    run(["git", "init", "--quiet"], root, env=env)
-    git_commit(root, env)
-    with open(root / "train.py", "a", encoding="utf-8") as f:
-        f.write("# work in progress\n")
-    before = snapshot(root)
-    refused = secure_ml(["retrofit", str(root)], env, check=False)
-    assert refused.returncode == 1
-    message = refused.stderr.strip()
-    assert "\n" not in message and "uncommitted" in message and "--force" in message
-    assert snapshot(root) == before
-    dry = secure_ml(["retrofit", str(root), "--dry-run"], env)  # reads only: allowed, with a note
-    assert "the real run needs them committed, or --force" in dry.stdout
-    assert snapshot(root) == before
-    forced = secure_ml(["retrofit", str(root), "--force"], env)
-    assert "add      dvc.yaml" in forced.stdout
-    assert (root / "train.py").read_bytes() == before["train.py"]
-    assert (root / "dvc.yaml").is_file()
-
-
-@pytest.mark.parametrize("bad, words", [
-    ("missing-folder", ["no such folder"]),
-    ("a-file.txt", ["not a folder"]),
-])
-def test_bad_path_is_one_line_and_exit_2(tmp_path, env, bad, words):
-    (tmp_path / "a-file.txt").write_text("x\n")
-    done = secure_ml(["retrofit", str(tmp_path / bad)], env, check=False)
-    assert done.returncode == 2
-    line = done.stderr.strip()
-    assert "\n" not in line and all(w in line for w in words)
-    assert done.stdout == ""
-
-
-def test_flags_override_inferred_answers_and_bad_ones_are_refused(tmp_path, env):
-    root = tmp_path / "My Repo!"
-    root.mkdir()
-    plain_folder(root)
-    dry = secure_ml(["retrofit", str(root), "--dry-run", "--ci", "gitlab", "--package", "Risk-Model"], env)
-    assert "project_slug=my-repo, package_name=risk_model, ci_provider=gitlab" in dry.stdout
-    assert "add      .gitlab-ci.yml" in dry.stdout or not (GENERATED / ".gitlab-ci.yml").exists()
-    assert "add      src/risk_model/model_io.py" in dry.stdout
-    bad = secure_ml(["retrofit", str(root), "--author-email", "not-an-email"], env, check=False)
-    assert bad.returncode == 2
-    assert "author_email" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
-    assert sorted(p.name for p in root.iterdir()) == ["NOTES.txt", "analysis.py"]
-
-
-# ---------------------------------------------------------------- the merges on their own
-
-PRECOMMIT_TEMPLATE = """repos:
-  - repo: local
+COURSE_PRECOMMIT = """repos:
+-   repo: https://github.com/pre-commit/pre-commit-hooks
+    rev: v4.0.1
     hooks:
-      - id: bandit
-        name: bandit
-        entry: bandit -q -r src
-        language: system
-        pass_filenames: false
-      - id: ruff
-        name: ruff
-        entry: ruff check
-        language: system
-        types: [python]
+    -   id: trailing-whitespace
+    -   id: end-of-file-fixer
+-   repo: https://github.com/psf/black
+    rev: 22.3.0
+    hooks:
+    -   id: black
+        args: []
+        files: .
+-   repo: https://gitlab.com/PyCQA/flake8
+    rev: 3.9.2
+    hooks:
+    -   id: flake8
+-   repo: https://github.com/PyCQA/isort
+    rev: 5.10.1
+    hooks:
+    -   id: isort
+        args: []
+        files: .
 """
 
 
-@pytest.mark.parametrize("old", [
-    "repos:\n- repo: local\n  hooks:\n  - id: ruff\n    name: mine\n    entry: ruff check --fix\n    language: system\n",
-    (
-        "repos:\n    - repo: https://example.org/hooks\n      rev: v1\n      hooks:\n"
-        "          - id: trailing-whitespace\nci:\n  autofix_prs: false\n"
-    ),
-    (
-        "default_stages: [pre-commit]\nrepos:\n  - repo: local\n    hooks:\n      - id: mine\n        name: m\n"
-        "        entry: 'true'\n        language: system\n\n\nminimum_pre_commit_version: '3.0'"
-    ),
+def course_repo(root: Path) -> None:
+    """Like a course repository: a top-level package, tests/ with nested conftest.py files and
+    `from conftest import ...`, a Makefile, pre-commit in the `-   repo:` style, black/flake8/isort."""
+    write(root, {
+        "tagifai/__init__.py": "",
+        "tagifai/main.py": ("import torch\n\n\ndef load(path):\n    return torch.load(path)\n\n\n"
+                            "def clean(text):\n    return ' '.join(text.lower().split())\n"),
+        "tagifai/data.py": "def tags(rows):\n    return sorted({t for row in rows for t in row})\n",
+        "config/config.py": "SEED = 1234\n",
+        "tests/conftest.py": "import pytest\n\n\n@pytest.fixture\ndef rows():\n    return [['a', 'b'], ['b']]\n",
+        "tests/code/conftest.py": "def helper():\n    return 'nested'\n",
+        "tests/code/test_data.py": ("from conftest import helper\n\nfrom tagifai import data\n\n\n"
+                                    "def test_tags(rows):\n    assert data.tags(rows) == ['a', 'b']\n\n\n"
+                                    "def test_helper_is_the_nested_one():\n    assert helper() == 'nested'\n"),
+        "tests/code/test_main.py": ("import sys\nimport types\n\nsys.modules.setdefault('torch', types.ModuleType('torch'))\n"
+                                    "from tagifai import main  # noqa: E402\n\n\ndef test_clean():\n"
+                                    "    assert main.clean('  Hello   World ') == 'hello world'\n"),
+        "Makefile": ".PHONY: style test\nstyle:\n\tblack .\n\tflake8\n\tisort .\n\ntest:\n\tpython -m pytest -m \"not training\"\n",
+        ".pre-commit-config.yaml": COURSE_PRECOMMIT,
+        "pyproject.toml": ("[tool.black]\nline-length = 100\ninclude = '\\.pyi?$'\n\n[tool.isort]\nprofile = \"black\"\n"
+                           "line_length = 100\n\n[tool.pytest.ini_options]\ntestpaths = [\"tests\"]\n"
+                           "python_files = \"test_*.py\"\nmarkers = [\"training: tests that train models\"]\n"),
+        "setup.cfg": "[flake8]\nexclude = venv\nmax-line-length = 100\n",
+        "setup.py": "from setuptools import setup\n\nsetup(name='tagifai', version='0.1', packages=['tagifai'])\n",
+        "requirements.txt": "numpy==1.19.5\ntorch==1.8.0\n",
+        "LICENSE": "MIT License\n\nCopyright (c) 2021 the course\n",
+    })
+
+
+def pipeline_free_checks(output: str) -> list[str]:
+    return [line.strip() for line in output.split("invariants (checked before writing):")[1].split("\n\ncheck before")[0].splitlines()]
+
+
+# ---------------------------------------------------------------- the three shapes, end to end
+
+
+@pytest.mark.parametrize("shape", ["dvc", "mlflow", "course"])
+def test_retrofit_keeps_every_byte_and_behaviour_and_a_second_run_has_nothing_to_do(tmp_path, env, shape):
+    root = tmp_path / shape
+    root.mkdir()
+    {"dvc": dvc_project, "mlflow": mlflow_project, "course": course_repo}[shape](root)
+    git_repo(root, env)
+    stages_before = dvc_stages(root) if shape == "dvc" else None  # (writes DVC's own .dvc/tmp)
+    ids_before, result_before = own_tests(root, env)
+    before, before_modes = snapshot(root), modes(root)
+
+    dry = secure_ml(["retrofit", str(root), "--dry-run"], env)
+    assert snapshot(root) == before, "--dry-run changed the repository"
+    done = secure_ml(["retrofit", str(root)], env)
+    plan = parse_plan(done.stdout)
+    assert parse_plan(dry.stdout) == plan
+    after = snapshot(root)
+
+    # Every pre-existing byte kept: files are unchanged, or (the merges) the old text with lines added.
+    changed = {p for p in before if after[p] != before[p]}
+    assert changed == plan["merge"]
+    for rel in changed:
+        old, new = before[rel].decode(), after[rel].decode()
+        assert merge.keeps_lines(old, new)
+        # The plan listed each line it appended: exactly the lines the file gained.
+        assert Counter(new.splitlines()) - Counter(old.splitlines()) == Counter(plan["appended"][rel]), rel
+    assert {p: m for p, m in modes(root).items() if p in before} == before_modes
+    created = set(after) - set(before)
+    assert created == plan["add"] | {program.MANIFEST}
+    # No second licence, no bytecode, no Python at all in the default security program.
+    assert not [p for p in created if re.match(r"(?i)(licen[cs]e|copying)", Path(p).name)]
+    assert not [p for p in created if p.endswith((".py", ".pyc")) or "__pycache__" in p]
+    # The repository's behaviour: same test ids and results, same DVC stages, nothing newly ignored.
+    assert own_tests(root, env) == (ids_before, result_before)
+    if shape == "dvc":
+        assert dvc_stages(root) == stages_before and len(stages_before) == 5
+        assert "ok  dvc stage list --all unchanged (5 stages, in a scratch copy)" in done.stdout
+    tracked = run(["git", "ls-files"], root).stdout.split()
+    newly = run(["git", "check-ignore", "--no-index", *tracked, "data/new.dvc"], root, check=False).stdout.split()
+    assert newly == [], newly
+    # The gates' hooks and CI job of its own name were added; the repository's own CI is untouched.
+    config = yaml.safe_load((root / ".pre-commit-config.yaml").read_text())
+    ids = [h["id"] for r in config["repos"] for h in r["hooks"]]
+    assert {"secure-ml-bandit", "secure-ml-secrets", "secure-ml-models", "secure-ml-audit"} <= set(ids)
+    assert ".github/workflows/secure-ml.yml" in created
+    for rel in (".gitlab-ci.yml", ".github/workflows/cml.yaml", "Makefile", "LICENSE.txt", "pyproject.toml"):
+        if rel in before:
+            assert after[rel] == before[rel], rel
+
+    # A second run after committing, and on a fresh clone, has nothing to do.
+    commit(root, env, "retrofit")
+    second = secure_ml(["retrofit", str(root)], env)
+    assert "nothing to do" in second.stdout and snapshot(root) == after
+    clone = tmp_path / "clone"
+    run(["git", "clone", "--quiet", str(root), str(clone)], tmp_path, env=env)
+    fresh = secure_ml(["retrofit", str(clone)], env)
+    assert "nothing to do" in fresh.stdout, fresh.stdout
+    assert run(["git", "status", "--porcelain"], clone).stdout == ""
+
+
+def test_dvc_project_a_tracked_file_is_never_made_ignored_and_dvc_files_stay_addable(tmp_path, env):
+    root = tmp_path / "dvc"
+    root.mkdir()
+    dvc_project(root)
+    git_repo(root, env)
+    done = secure_ml(["retrofit", str(root)], env)
+    # `.env` is tracked here: its ignore line is left out, with the reason, and the others go in.
+    assert "propose  .gitignore: line '.env' would make tracked .env ignored; not appended" in done.stdout
+    text = (root / ".gitignore").read_text()
+    assert "/reports/pip-audit.json" in text and "\n.env\n" not in text
+    # The filter itself, asked for the line that broke the real project: `/data/` hides the import.
+    tracked = run(["git", "ls-files"], root).stdout.split()
+    from secure_ml_template import invariants
+    kept, dropped = retrofit.filter_ignore_lines(
+        root, ".venv/\n", ["/data/", "*.secret"], sorted(set(tracked + invariants.probes(root, tracked))))
+    assert kept == ["*.secret"]
+    assert [line for line, _ in dropped] == ["/data/"]
+    hidden = invariants.ignored(root, ["data/data.xml.dvc", "data/new.dvc"], {".gitignore": ".venv/\n/data/\n"})
+    assert set(hidden) == {"data/data.xml.dvc", "data/new.dvc"}
+    assert snapshot(root)[".gitignore"] == text.encode()  # the check wrote nothing
+
+
+def test_dvc_stage_list_is_compared_and_a_change_becomes_a_proposal(tmp_path):
+    """The DVC invariant on its own: an ignore line that hides the import changes the stages."""
+    from secure_ml_template import invariants
+    root = tmp_path / "dvc"
+    root.mkdir()
+    dvc_project(root)
+    run(["git", "init", "--quiet"], root)
+    base = (root / ".gitignore").read_text()
+    assert len(invariants.dvc_stages(root, {}, {})) == 5
+    assert len(invariants.dvc_stages(root, {".gitignore": base + "/data/\n"}, {})) == 4
+
+
+def test_course_repo_precommit_in_the_four_space_style_is_merged_not_proposed(tmp_path, env):
+    root = tmp_path / "course"
+    root.mkdir()
+    course_repo(root)
+    git_repo(root, env)
+    done = secure_ml(["retrofit", str(root)], env)
+    assert "merge    .pre-commit-config.yaml: add hooks secure-ml-bandit" in done.stdout
+    text = (root / ".pre-commit-config.yaml").read_text()
+    assert text.startswith(COURSE_PRECOMMIT)
+    assert "\n-   repo: local\n    hooks:\n    -   id: \"secure-ml-bandit\"\n" in text
+    data = yaml.safe_load(text)
+    assert data["repos"][:4] == yaml.safe_load(COURSE_PRECOMMIT)["repos"]
+    # The gates job runs on the repository's own package: bandit is wired to `secure-ml gates`.
+    assert report(root, env)["scan-bandit"]["status"] == "present"
+
+
+# ---------------------------------------------------------------- --with-pipeline
+
+
+def test_with_pipeline_adds_a_self_contained_sub_project_the_repository_tests_never_see(tmp_path, env):
+    root = tmp_path / "mlflow"
+    root.mkdir()
+    mlflow_project(root)
+    write(root, {"tests/test_train.py": "def test_train_module_exists():\n    import train  # noqa: F401\n"})
+    git_repo(root, env)
+    ids_before, result_before = own_tests(root, env)
+    checks_before = report(root, env)
+    done = secure_ml(["retrofit", str(root), "--with-pipeline", "ml-pipeline"], env)
+    sub = root / "ml-pipeline"
+    assert (sub / "dvc.yaml").is_file() and (sub / "src" / "ml_pipeline" / "train.py").is_file()
+    assert (sub / "conftest.py").is_file()
+    assert not (sub / "LICENSE").exists() and "skip     ml-pipeline/LICENSE: the licence is the repository's own" in done.stdout
+    assert not list(sub.rglob("__pycache__")) and not (sub / ".git").exists()
+    assert "ok  the repository's pytest collects the same 1 test ids" in done.stdout
+    assert own_tests(root, env) == (ids_before, result_before)
+    # The sub-project's own tests are collected from its folder (its pyproject.toml, its conftest).
+    collected = run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
+                     "tests/unit/test_validate.py"], sub, env={**env, "PYTHONPATH": "src"}, check=False)
+    assert "rootdir: " + str(sub) in collected.stdout or collected.returncode in (0, 2), collected.stdout
+    # check judges the repository: the sub-project's DVC, skops and pandera are not its evidence.
+    after = report(root, env)
+    for control in ("dvc-pipeline", "safe-model-format", "data-validation", "lock-hashes", "tests"):
+        assert after[control]["status"] == checks_before[control]["status"], control
+
+
+def test_with_pipeline_is_refused_when_its_package_or_conftest_would_shadow_the_repository(tmp_path, env):
+    root = tmp_path / "course"
+    root.mkdir()
+    course_repo(root)
+    git_repo(root, env)
+    before = snapshot(root)
+    shadow = secure_ml(["retrofit", str(root), "--dry-run", "--with-pipeline", "pipeline", "--package", "tagifai"], env)
+    assert "VIOLATED  tagifai is a module the repository has or imports" in shadow.stdout
+    assert "propose  pipeline/: not written: an invariant would break (above)" in shadow.stdout
+    done = secure_ml(["retrofit", str(root), "--with-pipeline", "pipeline"], env)
+    assert "VIOLATED  the repository imports `conftest` by name" in done.stdout
+    assert not (root / "pipeline").exists()
+    assert all(snapshot(root)[p] == before[p] or p in (".pre-commit-config.yaml", ".gitignore") for p in before)
+
+
+# ---------------------------------------------------------------- untrusted input stays data
+
+
+PAYLOAD = "{{ cycler.__init__.__globals__.os.system('touch %s') }}"
+
+
+def attack_repo(root: Path, marker: Path) -> None:
+    shell = f"$(touch {marker}-shell); `touch {marker}-tick`"
+    write(root, {
+        "pyproject.toml": (f'[project]\nname = "{PAYLOAD % marker}"\ndescription = "{shell}"\n'
+                           f'authors = [{{name = "{PAYLOAD % (str(marker) + "-author")}"}}]\n'),
+        "setup.cfg": f"[metadata]\nname = {PAYLOAD % (str(marker) + '-cfg')}\ndescription = {shell}\n",
+        "MLproject": f"name: \"{PAYLOAD % (str(marker) + '-mlproject')}\"\n",
+        f"$(touch {marker.name}-file).py": "x = 1\n",
+        "{{ 7 * 7 }}.md": "# {{ 7 * 7 }}\n",
+        "src/{% if true %}pkg{% endif %}/__init__.py": "",
+        "docs/; touch marker-semicolon.md": "text\n",
+    })
+
+
+def test_a_repository_crafted_to_attack_the_tool_runs_nothing(tmp_path, env):
+    root = tmp_path / "attack"
+    root.mkdir()
+    marker = tmp_path / "MARKER"
+    attack_repo(root, marker)
+    git_repo(root, env)
+    secure_ml(["check", str(root)], env, cwd=root)
+    secure_ml(["retrofit", str(root), "--dry-run"], env, cwd=root)
+    done = secure_ml(["retrofit", str(root)], env, cwd=root)
+    commit(root, env)
+    pipeline = secure_ml(["retrofit", str(root), "--with-pipeline", "pipe"], env, cwd=root)
+    assert (root / "pipe" / "dvc.yaml").is_file(), pipeline.stdout
+    assert not list(tmp_path.glob("MARKER*")) and not list(root.rglob("marker-*")) and not (root / "pipe" / "49.md").exists()
+    assert "add      SECURITY.md" in done.stdout
+    assert yaml.safe_load((root / program.REGISTRY).read_text())["controls"]
+    assert not list(tmp_path.rglob("MARKER*"))
+
+
+@pytest.mark.parametrize("package, why", [
+    ("1bad", "starts with a digit"), ("../evil", "is not a Python identifier"),
+    ("numpy", "shadows a dependency"), ("import", "is a Python keyword"), ("json", "shadows a standard-library module"),
+    ("{{7*7}}", "is not a Python identifier"),
 ])
-def test_precommit_merge_keeps_every_line_and_adds_missing_hooks(old):
-    import yaml
-    merged, _ = merge.precommit(old, PRECOMMIT_TEMPLATE)
-    assert in_order(old, merged)
-    data = yaml.safe_load(merged)
-    ids = [h["id"] for r in data["repos"] for h in r["hooks"]]
-    assert "bandit" in ids and ids.count("ruff") == 1
-    assert {k: v for k, v in data.items() if k != "repos"} == {
-        k: v for k, v in yaml.safe_load(old).items() if k != "repos"}
-    assert merge.precommit(merged, PRECOMMIT_TEMPLATE) is None
+def test_an_invalid_package_is_refused_with_one_line_not_rewritten(tmp_path, env, package, why):
+    root = tmp_path / "repo"
+    root.mkdir()
+    mlflow_project(root)
+    before = snapshot(root)
+    done = secure_ml(["retrofit", str(root), "--with-pipeline", "pipe", "--package", package], env, check=False)
+    assert done.returncode == 2 and done.stdout == ""
+    line = done.stderr.strip()
+    assert "\n" not in line and why in line and repr(package) in line
+    assert snapshot(root) == before
 
 
-def test_precommit_merge_refuses_what_it_cannot_merge_safely():
-    with pytest.raises(merge.MergeError):
-        merge.precommit("repos: [{repo: local, hooks: [{id: x, name: x, entry: x, language: system}]}]\n",
-                        PRECOMMIT_TEMPLATE)
-    with pytest.raises(merge.MergeError):
-        merge.precommit("repos: [\n", PRECOMMIT_TEMPLATE)
+@pytest.mark.parametrize("args, words", [
+    (["--with-pipeline", "../outside"], "give a new folder inside the repository"),
+    (["--with-pipeline", "/abs"], "give a new folder inside the repository"),
+    (["--with-pipeline", "pipe", "--name", "{{ 7*7 }}"], "--name="),
+    (["--author-email", "not-an-email"], "--author-email="),
+    (["--package", "fine"], "use them with --with-pipeline"),
+])
+def test_bad_values_are_refused_with_one_line_and_exit_2(tmp_path, env, args, words):
+    root = tmp_path / "repo"
+    root.mkdir()
+    mlflow_project(root)
+    before = snapshot(root)
+    done = secure_ml(["retrofit", str(root), *args], env, check=False)
+    assert done.returncode == 2 and done.stdout == "" and words in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert snapshot(root) == before and not (tmp_path / "outside").exists()
 
 
-def test_pyproject_merge_skips_tools_already_configured_even_by_dotted_keys():
-    template = "[project]\nname='t'\n\n[tool.ruff]\nline-length = 100\n\n[tool.ruff.lint]\nselect = ['S']\n\n[tool.bandit]\nexclude_dirs = ['tests']\n"
-    old = "[project]\nname = 'mine'\n[tool.ruff]\nlint.select = ['E']"
-    merged, _ = merge.pyproject(old, template)
-    assert merged.startswith(old) and "[tool.bandit]" in merged and "[tool.ruff" not in merged[len(old):]
-    assert merge.pyproject(merged, template) is None
-    with pytest.raises(merge.MergeError):
-        merge.pyproject("[project\n", template)
+# ---------------------------------------------------------------- modes, links, refusals
 
 
-def test_gitignore_merge_appends_only_missing_lines():
-    merged, _ = merge.gitignore("data/\n*.pkl", "# c\n*.pkl\n/models/\n.env\n")
-    assert merged == "data/\n*.pkl\n\n" + merge.MARK + "\n/models/\n.env\n"
-    assert merge.gitignore(merged, "# c\n*.pkl\n/models/\n.env\n") is None
-
-
-def test_precommit_merge_skips_a_tool_the_config_already_runs_from_elsewhere():
-    old = ("repos:\n  - repo: https://github.com/astral-sh/ruff-pre-commit\n    rev: v0.6.0\n"
-           "    hooks:\n      - id: ruff\n")
-    merged, description = merge.precommit(old, PRECOMMIT_TEMPLATE)
-    assert description == "add hooks bandit"
-    assert merged.startswith(old)
-
-
-def test_pyproject_merge_skips_a_tool_configured_in_its_own_file():
-    template = "[tool.ruff]\nline-length = 100\n\n[tool.bandit]\nexclude_dirs = ['tests']\n"
-    _, description = merge.pyproject("[project]\nname = 'x'\n", template, frozenset({"ruff"}))
-    assert description == "append [tool.bandit]"
+def test_a_read_only_file_is_not_modified_even_by_root(tmp_path, env):
+    root = tmp_path / "repo"
+    root.mkdir()
+    mlflow_project(root)
+    write(root, {".gitignore": "*.csv.bak\n"})
+    git_repo(root, env)
+    (root / ".gitignore").chmod(0o444)
+    done = secure_ml(["retrofit", str(root)], env)
+    assert (root / ".gitignore").read_text() == "*.csv.bak\n"
+    assert stat.S_IMODE((root / ".gitignore").stat().st_mode) == 0o444
+    assert re.search(r"propose  \.gitignore: not changed, it is read-only \(mode -r--r--r--\)", done.stdout)
+    assert "             + .env" in done.stdout  # the plan lists the lines to add by hand
+    assert (root / "SECURITY.md").is_file()
 
 
 def test_nothing_is_written_through_a_link_out_of_the_repository(tmp_path, env):
@@ -427,6 +492,144 @@ def test_nothing_is_written_through_a_link_out_of_the_repository(tmp_path, env):
     (root / "train.py").write_text("print('train')\n")
     (root / "docs").symlink_to(outside, target_is_directory=True)
     done = secure_ml(["retrofit", str(root)], env)
-    assert "skip     docs/index.md: a file or a link stands where its folder would go" in done.stdout
+    assert "skip     docs/threat-model.md: a file or a link stands where its folder would go" in done.stdout
     assert list(outside.iterdir()) == []
-    assert (root / "dvc.yaml").is_file()
+    assert (root / "SECURITY.md").is_file()
+
+
+def test_an_uncommitted_repository_is_refused_with_exit_1_then_force_keeps_the_work(tmp_path, env):
+    root = tmp_path / "dirty"
+    root.mkdir()
+    mlflow_project(root)
+    git_repo(root, env)
+    with open(root / "train.py", "a", encoding="utf-8") as f:
+        f.write("# work in progress\n")
+    before = snapshot(root)
+    refused = secure_ml(["retrofit", str(root)], env, check=False)
+    assert refused.returncode == 1 and refused.stdout == ""
+    message = refused.stderr.strip()
+    assert "\n" not in message and "uncommitted" in message and "--force" in message
+    assert snapshot(root) == before
+    dry = secure_ml(["retrofit", str(root), "--dry-run"], env)
+    assert "the real run needs them committed, or --force" in dry.stdout and snapshot(root) == before
+    forced = secure_ml(["retrofit", str(root), "--force"], env)
+    assert "add      SECURITY.md" in forced.stdout and (root / "train.py").read_bytes() == before["train.py"]
+
+
+def test_bad_path_is_one_line_and_exit_2(tmp_path, env):
+    (tmp_path / "a-file.txt").write_text("x\n")
+    for bad, words in (("missing-folder", "no such folder"), ("a-file.txt", "not a folder")):
+        done = secure_ml(["retrofit", str(tmp_path / bad)], env, check=False)
+        assert done.returncode == 2 and done.stdout == "" and words in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_gitlab_repository_gets_a_job_file_included_from_its_ci(tmp_path, env):
+    root = tmp_path / "gl"
+    root.mkdir()
+    write(root, {".gitlab-ci.yml": "stages:\n  - build\n\nbuild:\n  stage: build\n  script:\n    - echo hi\n",
+                 "model.py": "import joblib\n\n\ndef save(m):\n    joblib.dump(m, 'm.joblib')\n"})
+    git_repo(root, env)
+    before = (root / ".gitlab-ci.yml").read_text()
+    secure_ml(["retrofit", str(root)], env)
+    text = (root / ".gitlab-ci.yml").read_text()
+    assert text.startswith(before) and yaml.safe_load(text)["include"] == [{"local": program.GITLAB_JOB}]
+    job = yaml.safe_load((root / program.GITLAB_JOB).read_text())["secure-ml-gates"]
+    assert job["stage"] == "build" and "@sha256:" in job["image"] and job["script"] == ["secure-ml gates ."]
+    rows = report(root, env)
+    assert rows["scan-bandit"]["status"] == "present" and rows["ci-hardened"]["status"] == "present"
+
+
+def test_a_clone_of_this_repository_keeps_its_own_tests(tmp_path, env):
+    """A real repository: this one (committed work only), with its own pyproject, Makefile,
+    tests/conftest.py, src/ package and pre-commit config."""
+    root = tmp_path / "clone"
+    run(["git", "clone", "--quiet", "--no-hardlinks", str(TEMPLATE), str(root)], tmp_path)
+    before = snapshot(root)
+    tests = ["tests/test_retrofit.py::test_precommit_merge_keeps_every_line_in_any_indentation"]
+    args = ["-p", "no:cacheprovider", "-q", "--template=.", *tests]
+    first = run([sys.executable, "-m", "pytest", *args], root, env={**env, "PYTHONPATH": "src"}, check=False)
+    secure_ml(["retrofit", str(root)], env)
+    after = snapshot(root)
+    assert all(after[p] == before[p] or merge.keeps_lines(before[p].decode(), after[p].decode()) for p in before)
+    again = run([sys.executable, "-m", "pytest", *args], root, env={**env, "PYTHONPATH": "src"}, check=False)
+    assert again.returncode == first.returncode
+
+
+# ---------------------------------------------------------------- the gates entry point
+
+
+def test_gates_entry_point_reports_findings_in_the_repository_own_code(tmp_path, env):
+    root = tmp_path / "repo"
+    write(root, {"pyproject.toml": "[project]\nname = 'repo'\n",
+                 "scripts/run.py": "print('run')\n",
+                 "src/repo/__init__.py": "",
+                 "src/repo/load.py": "import pickle\n\n\ndef load(blob):\n    return pickle.loads(blob)\n"})
+    git_repo(root, env)
+    secure_ml(["retrofit", str(root)], env)
+    done = secure_ml(["gates", str(root), "bandit"], env, check=False)
+    assert done.returncode == 1, done.stdout
+    assert re.search(r"src/repo/load\.py:5: B301", done.stdout)
+    (root / "src/repo/load.py").write_text("import json\n\n\ndef load(blob):\n    return json.loads(blob)\n")
+    clean = secure_ml(["gates", str(root), "bandit", "secrets"], env, check=False)
+    assert clean.returncode == 0, clean.stdout
+    assert "PASS bandit" in clean.stdout and "PASS secrets" in clean.stdout
+    write(root, {"src/repo/keys.py": 'AWS_KEY = "AKIAIOSFODNN7EXAMPLF"\n'})
+    leaked = secure_ml(["gates", str(root), "secrets"], env, check=False)
+    assert leaked.returncode == 1 and "src/repo/keys.py:1" in leaked.stdout
+    unknown = secure_ml(["gates", str(root), "nonsense"], env, check=False)
+    assert unknown.returncode == 2
+
+
+# ---------------------------------------------------------------- the merges on their own
+
+HOOKS = [{"id": "secure-ml-bandit", "name": "bandit", "entry": "secure-ml gates . bandit",
+          "language": "system", "pass_filenames": False}]
+
+
+@pytest.mark.parametrize("old", [
+    COURSE_PRECOMMIT,
+    "repos:\n- repo: local\n  hooks:\n  - id: mine\n    name: mine\n    entry: 'true'\n    language: system\n",
+    "repos:\n    - repo: https://example.org/hooks\n      rev: v1\n      hooks:\n          - id: trailing-whitespace\nci:\n  autofix_prs: false\n",
+    ("default_stages: [pre-commit]\nrepos:\n  - repo: local\n    hooks:\n      - id: mine\n        name: m\n"
+     "        entry: 'true'\n        language: system\n\n# the end\n\nminimum_pre_commit_version: '3.0'"),
+    "# top\nrepos:\n  - repo: a\n    rev: v1\n    hooks:\n      - id: b  # trailing comment",
+])
+def test_precommit_merge_keeps_every_line_in_any_indentation(old):
+    merged, _ = merge.precommit(old, HOOKS, {"secure-ml-bandit": "bandit"})
+    assert merge.keeps_lines(old, merged)
+    data, before = yaml.safe_load(merged), yaml.safe_load(old)
+    assert data["repos"][:-1] == before["repos"] and data["repos"][-1]["hooks"][0]["id"] == "secure-ml-bandit"
+    assert {k: v for k, v in data.items() if k != "repos"} == {k: v for k, v in before.items() if k != "repos"}
+    assert merge.precommit(merged, HOOKS, {"secure-ml-bandit": "bandit"}) is None
+
+
+def test_precommit_merge_skips_a_tool_the_config_already_runs_and_refuses_flow_style():
+    old = "repos:\n  - repo: https://github.com/PyCQA/bandit\n    rev: 1.7.0\n    hooks:\n      - id: bandit\n"
+    assert merge.precommit(old, HOOKS, {"secure-ml-bandit": "bandit"}) is None
+    with pytest.raises(merge.MergeError):
+        merge.precommit("repos: [{repo: local, hooks: [{id: x, name: x, entry: x, language: system}]}]\n", HOOKS)
+    with pytest.raises(merge.MergeError):
+        merge.precommit("repos: [\n", HOOKS)
+
+
+def test_gitignore_merge_appends_only_missing_lines():
+    merged, _ = merge.gitignore("data/\n*.pkl", ["*.pkl", "/models/", ".env"])
+    assert merged == "data/\n*.pkl\n\n" + merge.MARK + "\n/models/\n.env\n"
+    assert merge.gitignore(merged, ["*.pkl", "/models/", ".env"]) is None
+
+
+def test_help_states_the_exit_codes(env):
+    for args in (["--help"], ["retrofit", "--help"], ["check", "--help"], ["gates", "--help"]):
+        text = secure_ml(args, env).stdout
+        assert "0  done" in text and "1  findings or refusal" in text and "2  usage or bad input" in text
+    assert "0  done" in (TEMPLATE / "docs" / "retrofit.md").read_text()
+
+
+def test_rendering_never_evaluates_a_value(tmp_path):
+    """The escape used for every value cookiecutter renders gives the value back unchanged."""
+    from jinja2 import Environment
+    from secure_ml_template.template import literal
+    for value in ["{{ 7*7 }}", "{% raw %}x{% endraw %}", "{#c#}", "a{b}c", "{{{", PAYLOAD % (tmp_path / "M")]:
+        assert Environment().from_string(literal(value)).render() == value
+    assert not list(tmp_path.glob("M*"))

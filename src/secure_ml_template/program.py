@@ -1,0 +1,165 @@
+"""The security program retrofit adds to a repository: hooks, a CI job, policy and docs stubs,
+a secrets baseline and a controls registry. No value read from the repository is ever put into
+these files except as data (paths in the registry, written by yaml.safe_dump)."""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from secure_ml_template.template import UsageError, project_dir
+
+PROGRAM = Path(__file__).resolve().parent / "program"
+STATE = ".secure-ml"
+MANIFEST = f"{STATE}/manifest.yaml"
+REGISTRY = f"{STATE}/controls.yaml"
+WORKFLOW = ".github/workflows/secure-ml.yml"
+GITLAB_JOB = ".gitlab/secure-ml-ci.yml"
+# Security-relevant ignore lines only: local secrets and the gates' own reports. The template's
+# data/model/tracking lines are the pipeline's business and are never added to a repository.
+IGNORE_LINES = [".env", "/reports/pip-audit.json", "/reports/sbom.cdx.json"]
+
+MODEL_FILES = r"\.(pkl|pickle|joblib|pt|pth|bin|ckpt|h5|keras|npy|npz)$"
+DEPENDENCY_FILES = (r"(^|/)(requirements[^/]*\.(txt|in)|pyproject\.toml|setup\.(py|cfg)|Pipfile(\.lock)?|"
+                    r"poetry\.lock|uv\.lock|environment\.ya?ml|conda\.ya?ml)$")
+HOOKS = [
+    {"id": "secure-ml-bandit", "name": "bandit on the repository's Python and notebooks (secure-ml gates)",
+     "entry": "secure-ml gates . bandit", "language": "system", "pass_filenames": False,
+     "types_or": ["python", "jupyter"]},
+    {"id": "secure-ml-secrets", "name": "detect-secrets against .secrets.baseline (secure-ml gates)",
+     "entry": "secure-ml gates . secrets", "language": "system", "pass_filenames": False},
+    {"id": "secure-ml-models", "name": "scan model files for code execution (secure-ml gates)",
+     "entry": "secure-ml gates . models", "language": "system", "pass_filenames": False,
+     "files": MODEL_FILES},
+    {"id": "secure-ml-audit", "name": "audit the dependencies when they change (secure-ml gates)",
+     "entry": "secure-ml gates . audit", "language": "system", "pass_filenames": False,
+     "files": DEPENDENCY_FILES},
+]
+HOOK_TOOLS = {"secure-ml-bandit": "bandit", "secure-ml-secrets": "detect-secrets",
+              "secure-ml-models": "picklescan", "secure-ml-audit": "pip-audit"}
+SPEC = re.compile(r"^[A-Za-z0-9_.\-\[\]@:/+=#,~]+( @ [A-Za-z0-9_.\-\[\]@:/+=#,~]+)?$")
+
+
+def gates_spec(given: str | None) -> tuple[str, str | None]:
+    """What CI installs to get `secure-ml gates`: the --gates-spec flag, else where this copy was
+    installed from (a git URL and commit, PEP 610), else the release on the package index.
+    Returns (spec, to-do or None)."""
+    if given is not None:
+        if not SPEC.match(given):
+            raise UsageError(f"--gates-spec={given!r}: not a pip requirement (letters, digits, ._-[]@:/+=#,~; "
+                             "e.g. 'secure-ml-template[gates] @ git+https://host/owner/repo@COMMIT')")
+        return given, None
+    try:
+        dist = metadata.distribution("secure-ml-template")
+        direct = json.loads(dist.read_text("direct_url.json") or "{}")
+        version = dist.version
+    except (metadata.PackageNotFoundError, ValueError):
+        direct, version = {}, "0.1.0"
+    url, vcs = direct.get("url", ""), direct.get("vcs_info") or {}
+    if url.startswith(("https://", "ssh://")) and vcs.get("vcs") == "git" and vcs.get("commit_id"):
+        spec = f"secure-ml-template[gates] @ git+{url}@{vcs['commit_id']}"
+        if SPEC.match(spec):
+            return spec, None
+    spec = f"secure-ml-template[gates]=={version}"
+    return spec, (f"CI installs '{spec}' from the package index: if it is not published there, set "
+                  f"SECURE_ML_SPEC in the CI file to 'secure-ml-template[gates] @ git+URL@COMMIT' "
+                  "(or run retrofit with --gates-spec)")
+
+
+def _template_text(rel: str) -> str:
+    return (project_dir() / rel).read_text(encoding="utf-8")
+
+
+def workflow(spec: str) -> bytes:
+    """The GitHub workflow, with the action pins of the template's own CI (one source of pins)."""
+    ci = _template_text(".github/workflows/ci.yml")
+    pins = {name: re.search(rf"uses: ({name}@[0-9a-f]{{40}} # \S+)", ci).group(1)
+            for name in ("actions/checkout", "actions/setup-python")}
+    text = (PROGRAM / "github-workflow.yml").read_text(encoding="utf-8")
+    text = text.replace("@CHECKOUT@", pins["actions/checkout"]).replace("@SETUP_PYTHON@", pins["actions/setup-python"])
+    return text.replace("@SPEC@", json.dumps(spec)).encode()
+
+
+def gitlab_job(spec: str, stages: list[str] | None) -> bytes:
+    """The GitLab job, with the image digest of the template's own GitLab CI."""
+    digest = re.search(r'"3\.12": "(sha256:[0-9a-f]{64})"', _template_text(".gitlab-ci.yml")).group(1)
+    stage = "test" if not stages or "test" in stages else stages[-1]
+    text = (PROGRAM / "gitlab-ci.yml").read_text(encoding="utf-8")
+    text = text.replace("@STAGE@", json.dumps(str(stage))).replace("@DIGEST@", digest)
+    return text.replace("@SPEC@", json.dumps(spec)).encode()
+
+
+def secrets_baseline() -> bytes:
+    """The template's detect-secrets settings (plugins, filters) with no accepted secret: every
+    secret already in the repository is reported, none is silently accepted."""
+    data = json.loads(_template_text(".secrets.baseline"))
+    data["results"] = {}
+    data.pop("generated_at", None)
+    return (json.dumps(data, indent=2) + "\n").encode()
+
+
+def stub(rel: str, contact: str | None = None) -> bytes:
+    text = (PROGRAM / rel).read_text(encoding="utf-8")
+    return text.replace("@CONTACT@", contact or "[TBD: the team's security contact]").encode()
+
+
+# The registry: which control, which guide risk, which AI Exchange control, which check row.
+CONTROLS = [
+    ("SEC-GATES", "Security gates on every commit and push (static analysis, secrets, dependency audit, "
+     "model files, SBOM, CI files)", "Keep doing ordinary security; bring ML code into the security program",
+     "SEC DEV PROGRAM", ["scan-bandit", "scan-secrets", "scan-pip-audit", "scan-model-files"]),
+    ("DATA-VALIDATE", "Training data is validated against a schema before training", "Data poisoning",
+     "DATA QUALITY CONTROL", ["data-validation"]),
+    ("MODEL-FORMAT", "Models are saved and loaded in a format that runs no code (skops, safetensors, ONNX)",
+     "Model supply chain (code execution on load)", "SUPPLY CHAIN MANAGE", ["safe-model-format"]),
+    ("DEPENDENCY-LOCK", "The repository's own dependencies are pinned with hashes",
+     "Supply chain (third-party packages)", "SUPPLY CHAIN MANAGE", ["lock-hashes"]),
+    ("SE-VERSIONING", "Code, data and models are versioned together; runs are tracked",
+     "Software engineering discipline (versioning, testing)", "DEV PROGRAM",
+     ["dvc-pipeline", "experiment-tracking", "tests"]),
+    ("CI-HARDENED", "CI runs with read-only tokens and actions pinned by commit",
+     "Supply chain (build pipeline)", "SEC DEV PROGRAM", ["ci-hardened"]),
+    ("DOCS", "Threat model, model card and data card kept with the code",
+     "Transparency; threat modelling", "DEV PROGRAM", ["docs"]),
+    ("SECURITY-POLICY", "A way to report vulnerabilities privately", "Keep doing ordinary security",
+     "SEC DEV PROGRAM", ["security-policy"]),
+]
+STATUS = {"present": "in place", "partial": "partial", "missing": "to do"}
+
+
+def registry(rows: list, gained: dict[str, str]) -> bytes:
+    """The controls registry: for each control, the repository's own evidence (file:line, as check
+    found it before retrofit) and what is still to do. `gained`: check row id -> what retrofit adds."""
+    by_id = {r.id: r for r in rows}
+    controls = []
+    for ident, title, risk, exchange, row_ids in CONTROLS:
+        evidence, todo, states = [], [], []
+        for row_id in row_ids:
+            row = by_id.get(row_id)
+            if row is None:
+                continue
+            state = row.status
+            if row_id in gained:
+                evidence.append(f"{gained[row_id]} (added by secure-ml retrofit)")
+                state = "present" if row_id.startswith("scan-") else "partial"
+                if state == "partial":
+                    todo.append(f"{row.control}: fill in the stub retrofit added ({gained[row_id]})")
+            evidence += [w for w in row.where if w not in evidence]
+            if state != "present" and row_id not in gained:
+                todo.append(f"{row.control}: {row.evidence}")
+            states.append(state)
+        status = "present" if all(s == "present" for s in states) else "missing" if all(
+            s == "missing" for s in states) else "partial"
+        entry = {"id": ident, "title": title, "guide_risk": risk, "exchange": exchange,
+                 "status": STATUS[status], "evidence": evidence}
+        if todo:
+            entry["todo"] = todo
+        controls.append(entry)
+    head = ("# Controls registry written by secure-ml retrofit: each control with the repository's own\n"
+            "# evidence (file:line) and what is still to do. `secure-ml check .` re-audits the repository;\n"
+            "# edit this file as controls land (retrofit never rewrites it).\n")
+    return (head + yaml.safe_dump({"controls": controls}, sort_keys=False, allow_unicode=True, width=100)).encode()
