@@ -633,3 +633,17 @@ def test_rendering_never_evaluates_a_value(tmp_path):
     for value in ["{{ 7*7 }}", "{% raw %}x{% endraw %}", "{#c#}", "a{b}c", "{{{", PAYLOAD % (tmp_path / "M")]:
         assert Environment().from_string(literal(value)).render() == value
     assert not list(tmp_path.glob("M*"))
+
+
+def test_the_added_workflow_passes_zizmor_and_the_workflow_schema(tmp_path):
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "secure-ml.yml").write_bytes(program.workflow("secure-ml-template[gates]==0.1.0"))
+    for persona in ("regular", "auditor"):
+        done = run([str(BIN / "zizmor"), "--offline", "--format=json", f"--persona={persona}", ".github/"], tmp_path,
+                   check=False)
+        assert done.returncode == 0 and json.loads(done.stdout) == [], done.stdout
+    run([str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(workflows / "secure-ml.yml")],
+        tmp_path)
+    data = yaml.safe_load((workflows / "secure-ml.yml").read_text())
+    assert data["permissions"] == {} and data["jobs"]["gates"]["steps"][-1]["run"] == "secure-ml gates ."
