@@ -647,3 +647,16 @@ def test_the_added_workflow_passes_zizmor_and_the_workflow_schema(tmp_path):
         tmp_path)
     data = yaml.safe_load((workflows / "secure-ml.yml").read_text())
     assert data["permissions"] == {} and data["jobs"]["gates"]["steps"][-1]["run"] == "secure-ml gates ."
+
+
+def test_with_pipeline_in_a_dvc_project_keeps_its_stages(tmp_path, env):
+    """The sub-project has a .dvc folder of its own: DVC reads it as a sub-repository, so the
+    enclosing project's `dvc stage list --all` stays the same (checked by retrofit, and here)."""
+    root = tmp_path / "dvc"
+    root.mkdir()
+    dvc_project(root)
+    git_repo(root, env)
+    before = dvc_stages(root)
+    done = secure_ml(["retrofit", str(root), "--with-pipeline", "ml"], env)
+    assert "ok  dvc stage list --all unchanged (5 stages, in a scratch copy)" in done.stdout
+    assert (root / "ml" / "dvc.yaml").is_file() and dvc_stages(root) == before

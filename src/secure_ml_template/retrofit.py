@@ -320,7 +320,11 @@ def build(root: Path, options: dict) -> Plan:
                            "conftest or pytest setting (its tests are not run)")
     dvc_present = (root / ".dvc").is_dir() or any(Path(p).name == "dvc.yaml" or p.endswith(".dvc") for p in all_files)
     if dvc_present:
-        plan.checks.append(_dvc_invariant(root, final_ignore, merges, candidates, plan))
+        ok, line = _dvc_invariant(root, final_ignore, merges, {**candidates, **pipeline_files}, plan)
+        plan.checks.append(line)
+        if not ok and pipeline_files:
+            plan.propose.append((options["with_pipeline"] + "/", "not written: dvc stage list --all would change", []))
+            pipeline_files = {}
 
     # The registry, from check's audit of the repository's own files (before retrofit).
     for rel in candidates:
@@ -440,26 +444,27 @@ def _pipeline_invariants(root: Path, all_files: list[str], added: dict[str, byte
     return ok, lines
 
 
-def _dvc_invariant(root: Path, ignore: dict, merges: dict, candidates: dict, plan: Plan) -> str:
+def _dvc_invariant(root: Path, ignore: dict, merges: dict, added: dict, plan: Plan) -> tuple[bool, str]:
+    """Compare `dvc stage list --all` before and after, on scratch copies of the DVC files.
+    A change that would alter it is turned into a proposal (ignore files) or refused (the rest)."""
     changed = {rel: text for rel, (_, text, _) in merges.items()} | {k: v for k, v in ignore.items() if v is not None}
-    added = {rel: data for rel, data in plan.add.items()} | candidates
-    relevant = changed.keys() & {".gitignore", ".dvcignore"} or any(Path(r).name in ("dvc.yaml", ".dvcignore", ".gitignore")
-                                                                    or r.endswith(".dvc") for r in added)
+    relevant = bool(changed.keys() & {".gitignore", ".dvcignore"}) or any(
+        Path(r).name in ("dvc.yaml", ".dvcignore", ".gitignore", "config") or r.endswith(".dvc") for r in added)
     if not relevant:
-        return "ok  dvc stage list --all cannot change: retrofit adds no DVC or ignore file"
+        return True, "ok  dvc stage list --all cannot change: retrofit adds no DVC or ignore file"
     try:
         before = invariants.dvc_stages(root, {}, {})
         after = invariants.dvc_stages(root, changed, added)
     except (RuntimeError, OSError, invariants.subprocess.SubprocessError) as exc:
         for rel in [r for r in list(merges) if r in (".gitignore", ".dvcignore")]:
             plan.propose.append((rel, f"dvc stage list --all could not be compared ({exc})", merges.pop(rel)[2]))
-        return f"ok  .gitignore left as it is: dvc stage list --all could not be compared ({exc})"
+        return False, f"VIOLATED  dvc stage list --all could not be compared ({exc}): ignore files left as they are"
     if before != after:
         for rel in [r for r in list(merges) if r in (".gitignore", ".dvcignore")]:
             plan.propose.append((rel, f"dvc stage list --all would change ({len(before)} -> {len(after)} stages)",
                                  merges.pop(rel)[2]))
-        return f"VIOLATED  dvc stage list --all would change ({len(before)} -> {len(after)} stages): the change is a proposal"
-    return f"ok  dvc stage list --all unchanged ({len(before)} stages, in a scratch copy)"
+        return False, f"VIOLATED  dvc stage list --all would change ({len(before)} -> {len(after)} stages)"
+    return True, f"ok  dvc stage list --all unchanged ({len(before)} stages, in a scratch copy)"
 
 
 # ---------------------------------------------------------------- apply
