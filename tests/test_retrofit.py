@@ -309,6 +309,15 @@ def test_dvc_project_a_tracked_file_is_never_made_ignored_and_dvc_files_stay_add
     assert "propose  .gitignore: line '.env' would make tracked .env ignored; not appended" in done.stdout
     text = (root / ".gitignore").read_text()
     assert "/reports/pip-audit.json" in text and "\n.env\n" not in text
+    # The registry points at the repository's real files, and what is missing is a to-do.
+    controls = {c["id"]: c for c in yaml.safe_load((root / program.REGISTRY).read_text())["controls"]}
+    assert controls["MODEL-FORMAT"]["status"] == "to do" and "src/train.py:7" in controls["MODEL-FORMAT"]["evidence"]
+    assert controls["DATA-VALIDATE"]["todo"] and controls["SEC-GATES"]["status"] == "in place"
+    assert "dvc.yaml:1" in controls["SE-VERSIONING"]["evidence"]
+    for control in controls.values():
+        for where in control["evidence"]:
+            if re.match(r"^[\w./-]+:\d+$", where):
+                assert (root / where.split(":")[0]).is_file(), where
     # The filter itself, asked for the line that broke the real project: `/data/` hides the import.
     tracked = run(["git", "ls-files"], root).stdout.split()
     from secure_ml_template import invariants

@@ -155,9 +155,9 @@ def registry(rows: list, gained: dict[str, str]) -> bytes:
         status = "present" if all(s == "present" for s in states) else "missing" if all(
             s == "missing" for s in states) else "partial"
         entry = {"id": ident, "title": title, "guide_risk": risk, "exchange": exchange,
-                 "status": STATUS[status], "evidence": evidence}
+                 "status": STATUS[status], "evidence": list(dict.fromkeys(evidence))}
         if todo:
-            entry["todo"] = todo
+            entry["todo"] = list(dict.fromkeys(todo))
         controls.append(entry)
     head = ("# Controls registry written by secure-ml retrofit: each control with the repository's own\n"
             "# evidence (file:line) and what is still to do. `secure-ml check .` re-audits the repository;\n"
