@@ -669,3 +669,23 @@ def test_with_pipeline_in_a_dvc_project_keeps_its_stages(tmp_path, env):
     done = secure_ml(["retrofit", str(root), "--with-pipeline", "ml"], env)
     assert "ok  dvc stage list --all unchanged (5 stages, in a scratch copy)" in done.stdout
     assert (root / "ml" / "dvc.yaml").is_file() and dvc_stages(root) == before
+
+
+def test_merges_keep_every_byte_of_crlf_files_and_leave_non_utf8_files_alone(tmp_path, env):
+    old = "repos:\r\n-   repo: a\r\n    rev: v1\r\n    hooks:\r\n    -   id: b\r\nci:\r\n  x: 1\r\n"
+    merged, _ = merge.precommit(old, HOOKS, {})
+    head = "repos:\r\n-   repo: a\r\n    rev: v1\r\n    hooks:\r\n    -   id: b\r\n"
+    assert merged.startswith(head) and merged.endswith("ci:\r\n  x: 1\r\n") and "\n" not in merged.replace("\r\n", "")
+    assert merge.gitignore("a\r\nb", [".env"])[0] == "a\r\nb\r\n\r\n" + merge.MARK + "\r\n.env\r\n"
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / ".gitignore").write_bytes(b"caf\xe9/\r\n*.log\r\n")
+    (root / ".pre-commit-config.yaml").write_bytes(old.encode())
+    (root / "train.py").write_text("print('x')\n")
+    before = snapshot(root)
+    done = secure_ml(["retrofit", str(root)], env)
+    after = snapshot(root)
+    assert after[".gitignore"] == before[".gitignore"]
+    assert "propose  .gitignore: not changed, it is not UTF-8 text; add by hand:" in done.stdout
+    assert after[".pre-commit-config.yaml"].startswith(head.encode())
+    assert after[".pre-commit-config.yaml"].endswith(b"ci:\r\n  x: 1\r\n")

@@ -25,10 +25,17 @@ def keeps_lines(old: str, new: str) -> bool:
     return all(any(line == candidate for candidate in remaining) for line in old.splitlines())
 
 
+def newline(text: str) -> str:
+    """The file's own line ending, used for the lines a merge adds."""
+    return "\r\n" if "\r\n" in text else "\n"
+
+
 def _joined(old: str, block: str) -> str:
-    if old and not old.endswith("\n"):
-        old += "\n"
-    return old + block
+    """old, byte for byte, then block (written with old's line ending)."""
+    nl = newline(old)
+    if old and not old.endswith(("\n", "\r")):
+        old += nl
+    return old + block.replace("\n", nl)
 
 
 # ---------------------------------------------------------------- .gitignore
@@ -132,8 +139,12 @@ def precommit(old: str, hooks: list[dict], tools: dict[str, str] | None = None) 
     while end > first.line + 1 and (not lines[end - 1].strip() or (lines[end - 1].startswith("#"))):
         end -= 1
     block = [f"{' ' * item}{MARK}: the security gates (secure-ml gates) as local hooks.", *_entry(new, item, offset)]
-    merged_lines = lines[:end] + block + lines[end:]
-    merged = "\n".join(merged_lines) + ("\n" if old.endswith("\n") or end == len(lines) else "")
+    # Old text byte for byte around the inserted block (in the file's own line ending).
+    nl, keep = newline(old), old.splitlines(keepends=True)
+    head = keep[:end]
+    if head and not head[-1].endswith(("\n", "\r")):
+        head[-1] += nl
+    merged = "".join(head) + "".join(line + nl for line in block) + "".join(keep[end:])
     try:
         merged_data = yaml.safe_load(merged)
     except yaml.YAMLError:

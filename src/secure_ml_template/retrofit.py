@@ -199,11 +199,13 @@ def build(root: Path, options: dict) -> Plan:
     if not os.path.lexists(config):
         candidates[".pre-commit-config.yaml"] = merge.precommit_config(program.HOOKS).encode()
     elif config.is_file() and not config.is_symlink():
-        old = config.read_text(encoding="utf-8", errors="replace")
+        old = _text(config)
         try:
+            if old is None:
+                raise merge.MergeError("it is not UTF-8 text")
             result = merge.precommit(old, program.HOOKS, program.HOOK_TOOLS)
         except merge.MergeError as exc:
-            wanted = [h for h in program.HOOKS if not merge.runs_tool(program.HOOK_TOOLS[h["id"]], _safe_yaml(old))]
+            wanted = [h for h in program.HOOKS if not merge.runs_tool(program.HOOK_TOOLS[h["id"]], _safe_yaml(old or ""))]
             plan.propose.append((".pre-commit-config.yaml", str(exc), merge._entry(wanted, 2, 2)))
             result = None
         if result:
@@ -221,7 +223,7 @@ def build(root: Path, options: dict) -> Plan:
         gained["ci"] = program.WORKFLOW
     elif options["ci"] == "gitlab":
         gitlab = root / ".gitlab-ci.yml"
-        data = _safe_yaml(gitlab.read_text(encoding="utf-8", errors="replace")) if gitlab.is_file() else None
+        data = _safe_yaml(_text(gitlab) or "") if gitlab.is_file() else None
         stages = data.get("stages") if isinstance(data, dict) and isinstance(data.get("stages"), list) else None
         if not os.path.lexists(root / program.GITLAB_JOB):
             candidates[program.GITLAB_JOB] = program.gitlab_job(spec, stages)
@@ -230,8 +232,10 @@ def build(root: Path, options: dict) -> Plan:
         if not gitlab.is_file():
             candidates[".gitlab-ci.yml"] = ("\n".join([f"{merge.MARK}: the security gates job.", *include]) + "\n").encode()
         else:
-            old = gitlab.read_text(encoding="utf-8", errors="replace")
+            old = _text(gitlab)
             try:
+                if old is None:
+                    raise merge.MergeError("it is not UTF-8 text")
                 result = merge.gitlab_include(old, program.GITLAB_JOB)
             except merge.MergeError as exc:
                 plan.propose.append((".gitlab-ci.yml", str(exc), include))
@@ -253,8 +257,11 @@ def build(root: Path, options: dict) -> Plan:
 
     # .gitignore: security lines only, each checked.
     gitignore = root / ".gitignore"
-    old_ignore = gitignore.read_text(encoding="utf-8", errors="replace") if gitignore.is_file() else ""
-    wanted = merge.gitignore_missing(old_ignore, program.IGNORE_LINES)
+    old_ignore = _text(gitignore) if gitignore.is_file() else ""
+    wanted = merge.gitignore_missing(old_ignore, program.IGNORE_LINES) if old_ignore is not None else []
+    if old_ignore is None:
+        plan.propose.append((".gitignore", "it is not UTF-8 text", program.IGNORE_LINES))
+        old_ignore = ""
 
     # The pipeline sub-project, only when asked.
     pipeline_files: dict[str, bytes] = {}
@@ -363,6 +370,14 @@ def filter_ignore_lines(root: Path, old: str, wanted: list[str], must_stay: list
         dropped += sorted(culprits.items())
         wanted = [w for w in wanted if w not in culprits]
     return wanted, dropped
+
+
+def _text(path: Path) -> str | None:
+    """The file's text exactly as stored (no newline translation), or None when it is not UTF-8."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _safe_yaml(text: str):
@@ -478,7 +493,7 @@ def apply(root: Path, plan: Plan) -> None:
         if why:
             raise Refusal(f"cannot write {rel}: {why}; nothing was changed")
     for rel, (_, text, _) in plan.merge.items():
-        if not merge.keeps_lines((root / rel).read_text(encoding="utf-8"), text):
+        if not merge.keeps_lines(_text(root / rel) or "", text) or not _prefix_kept(_text(root / rel) or "", text):
             raise Refusal(f"refusing to write {rel}: the merge would drop a line; nothing was changed")
     for rel, data in plan.add.items():
         target = root / rel
@@ -492,6 +507,12 @@ def apply(root: Path, plan: Plan) -> None:
             out.truncate(0)
             out.write(text.encode("utf-8"))
     record(root, plan)
+
+
+def _prefix_kept(old: str, new: str) -> bool:
+    """Every byte of old is in new: old is new with a block inserted."""
+    cut = len(os.path.commonprefix([old, new]))
+    return len(new) >= len(old) and new.endswith(old[cut:])
 
 
 def record(root: Path, plan: Plan) -> None:
