@@ -20,6 +20,7 @@ import argparse
 import ast
 import bz2
 import configparser
+import functools
 import gzip
 import io
 import json
@@ -84,7 +85,9 @@ class Repo:
         except ValueError:
             return path.as_posix()
 
-    def run(self, args: list[str], env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    def run(
+        self, args: list[str], env: dict | None = None, **kwargs
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(  # noqa: S603  # nosec B603  # fixed tool paths and argument lists, no shell
             args,
             cwd=self.root,
@@ -113,7 +116,7 @@ class Repo:
         return any(path.is_relative_to(v) for v in self.venvs())
 
     def committable(self) -> list[Path]:
-        """git ls-files --cached --others --exclude-standard: every file that could reach a commit."""
+        """Files that could reach a commit: git ls-files --cached --others --exclude-standard."""
         if self._files is None:
             done = subprocess.run(  # nosec B603 B607  # fixed git command, no shell
                 ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
@@ -122,9 +125,8 @@ class Repo:
                 check=False,
             )
             if done.returncode != 0:
-                raise UsageError(
-                    f"{self.root} is not a git work tree ({done.stderr.decode(errors='replace').strip()})"
-                )
+                why = done.stderr.decode(errors="replace").strip()
+                raise UsageError(f"{self.root} is not a git work tree ({why})")
             names = {n for n in done.stdout.decode("utf-8", "surrogateescape").split("\0") if n}
             paths = [self.root / n for n in sorted(names)]
             self._files = [
@@ -147,7 +149,8 @@ class Repo:
                 if name == ".git" or path in self.venvs():
                     continue
                 if path.is_symlink():
-                    found.append(path)
+                    if not (path / "pyvenv.cfg").is_file():  # a linked virtualenv is one too
+                        found.append(path)
                 else:
                     keep.append(name)
             dirs[:] = keep
@@ -304,9 +307,13 @@ def bandit_settings(repo: Repo) -> list[str]:
         name = path.name
         if path.is_symlink() or not path.is_file():
             continue
-        if name not in (".bandit", "setup.cfg", "tox.ini", "pyproject.toml", ".pre-commit-config.yaml") and not re.fullmatch(
-            r"\.?bandit[\w.-]*\.(ya?ml|toml|ini|cfg)", name
-        ):
+        if name not in (
+            ".bandit",
+            "setup.cfg",
+            "tox.ini",
+            "pyproject.toml",
+            ".pre-commit-config.yaml",
+        ) and not re.fullmatch(r"\.?bandit[\w.-]*\.(ya?ml|toml|ini|cfg)", name):
             continue
         where = repo.rel(path)
         try:
@@ -326,7 +333,9 @@ def bandit_settings(repo: Repo) -> list[str]:
         elif name in (".bandit", "setup.cfg", "tox.ini") or re.search(r"\.(ini|cfg)$", name):
             parser = configparser.ConfigParser(interpolation=None, strict=False)
             try:
-                parser.read_string(text if name != ".bandit" or "[" in text else "[bandit]\n" + text)
+                parser.read_string(
+                    text if name != ".bandit" or "[" in text else "[bandit]\n" + text
+                )
             except configparser.Error as error:
                 problems.append(f"{where}: does not parse ({error}): bandit may read it")
                 continue
@@ -363,11 +372,12 @@ def bandit_settings(repo: Repo) -> list[str]:
 
 
 # --------------------------------------------------------------------------- unsafe loaders
+YAML_WHY = "builds any Python object the YAML names"
 SAFE_MODELS = "save models with skops (skops.io.load with named trusted types) or safetensors"
 # Calls that unpickle (or build arbitrary objects) whatever their arguments.
 ALWAYS_UNSAFE = {
-    "yaml.unsafe_load": ("SML301", "builds any Python object the YAML names", "use yaml.safe_load"),
-    "yaml.unsafe_load_all": ("SML301", "builds any Python object the YAML names", "use yaml.safe_load_all"),
+    "yaml.unsafe_load": ("SML301", YAML_WHY, "use yaml.safe_load"),
+    "yaml.unsafe_load_all": ("SML301", YAML_WHY, "use yaml.safe_load_all"),
     "joblib.load": ("SML302", "unpickles the file: loading runs any code in it", SAFE_MODELS),
     "pandas.read_pickle": ("SML304", "unpickles the file: loading runs any code in it",
                            "store tables as Parquet or CSV (pandas.read_parquet, read_csv)"),
@@ -375,8 +385,8 @@ ALWAYS_UNSAFE = {
     "cloudpickle.loads": ("SML307", "unpickles: loading runs any code in it", SAFE_MODELS),
     "dill.load": ("SML307", "unpickles: loading runs any code in it", SAFE_MODELS),
     "dill.loads": ("SML307", "unpickles: loading runs any code in it", SAFE_MODELS),
-    "dill.load_session": ("SML307", "unpickles a session: loading runs any code in it", SAFE_MODELS),
-    "dill.load_module": ("SML307", "unpickles a module: loading runs any code in it", SAFE_MODELS),
+    "dill.load_session": ("SML307", "unpickles: loading runs any code in it", SAFE_MODELS),
+    "dill.load_module": ("SML307", "unpickles: loading runs any code in it", SAFE_MODELS),
 }  # fmt: skip
 SAFE_YAML_LOADERS = {"SafeLoader", "CSafeLoader", "BaseLoader", "CBaseLoader"}
 
@@ -400,10 +410,13 @@ class LoaderRules(ast.NodeVisitor):
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 for item in node.names:
                     self.aliases[item.asname or item.name] = f"{node.module}.{item.name}"
-            elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
-                if any(self.is_get_untrusted(n) for n in ast.walk(node.value)):
-                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                    self.untrusted_names |= {t.id for t in targets if isinstance(t, ast.Name)}
+            elif (
+                isinstance(node, (ast.Assign, ast.AnnAssign))
+                and node.value is not None
+                and any(self.is_get_untrusted(n) for n in ast.walk(node.value))
+            ):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                self.untrusted_names |= {t.id for t in targets if isinstance(t, ast.Name)}
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):
                 self.check(node)
@@ -443,21 +456,35 @@ class LoaderRules(ast.NodeVisitor):
             loader = self.argument(call, "Loader", 1)
             loader_name = self.dotted(loader).rsplit(".", 1)[-1] if loader is not None else ""
             if loader_name not in SAFE_YAML_LOADERS:
-                self.add(call, "SML301", name, f"with Loader={loader_name or 'its default'} "
-                         "builds any Python object the YAML names",
-                         "use yaml.safe_load (or Loader=yaml.SafeLoader)")
+                self.add(
+                    call,
+                    "SML301",
+                    name,
+                    f"with Loader={loader_name or 'its default'} "
+                    "builds any Python object the YAML names",
+                    "use yaml.safe_load (or Loader=yaml.SafeLoader)",
+                )
         elif name == "numpy.load":
             allow = self.argument(call, "allow_pickle", 2)
             if allow is not None and not (isinstance(allow, ast.Constant) and allow.value is False):
-                self.add(call, "SML303", name, "with allow_pickle unpickles object arrays: "
-                         "loading runs any code in them",
-                         "keep allow_pickle=False (the default) and store numeric arrays, or safetensors")
+                self.add(
+                    call,
+                    "SML303",
+                    name,
+                    "with allow_pickle unpickles object arrays: loading runs any code in them",
+                    "keep allow_pickle=False (the default): numeric arrays, or safetensors",
+                )
         elif name in ("torch.load", "torch.serialization.load"):
             weights = self.argument(call, "weights_only", 3)
             if not (isinstance(weights, ast.Constant) and weights.value is True):
-                self.add(call, "SML305", name, "without weights_only=True unpickles the checkpoint: "
-                         "loading runs any code in it",
-                         "pass weights_only=True, or save tensors with safetensors")
+                self.add(
+                    call,
+                    "SML305",
+                    name,
+                    "without weights_only=True unpickles the checkpoint: "
+                    "loading runs any code in it",
+                    "pass weights_only=True, or save tensors with safetensors",
+                )
         elif name in ("skops.io.load", "skops.io.loads"):
             trusted = self.argument(call, "trusted", 1)
             if trusted is None:
@@ -468,8 +495,13 @@ class LoaderRules(ast.NodeVisitor):
             )
             if blanket or from_file:
                 what = "trusted=True" if blanket else "trusted=get_untrusted_types(...)"
-                self.add(call, "SML306", name, f"with {what} trusts whatever types the file names",
-                         "pass trusted= a fixed list of the type names you reviewed")
+                self.add(
+                    call,
+                    "SML306",
+                    name,
+                    f"with {what} trusts whatever types the file names",
+                    "pass trusted= a fixed list of the type names you reviewed",
+                )
 
 
 def loader_findings(name: str, text: str, locate=None) -> tuple[list[str], str]:
@@ -496,7 +528,9 @@ def gate_bandit(repo: Repo) -> tuple[str, str]:
     settings = {}
     if pyproject.is_file():
         try:
-            settings = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("bandit")
+            settings = (
+                tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("bandit")
+            )
         except tomllib.TOMLDecodeError:
             settings = None
     say(
@@ -515,7 +549,7 @@ def gate_bandit(repo: Repo) -> tuple[str, str]:
         return (
             FAIL,
             f"{len(weakened)} bandit setting(s) skip or exclude rules or files "
-            f"({weakened[0]}); remove them and put '# nosec BXXX  # reason' on the one line instead",
+            f"({weakened[0]}); remove them, and put '# nosec BXXX  # reason' on one line instead",
         )
     findings, bad_nosec, unreadable = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -560,7 +594,11 @@ def gate_bandit(repo: Repo) -> tuple[str, str]:
                 where = Path(result["filename"]).as_posix()
                 if book is None and result["test_id"] in TEST_FILE_RULES and is_test_file(where):
                     continue
-                place = book.locate(result["line_number"]) if book else f"{where}:{result['line_number']}"
+                place = (
+                    book.locate(result["line_number"])
+                    if book
+                    else f"{where}:{result['line_number']}"
+                )
                 findings.append(
                     f"{place}: {result['test_id']} [{result['issue_severity']}/"
                     f"{result['issue_confidence']}] {result['issue_text']}"
@@ -700,7 +738,10 @@ def audit_causes(text: str) -> list[str]:
         r"Temporary failure in name resolution|Connection refused|SSLError|Network is unreachable",
         text,
     ):
-        package = re.search(r"(?:ERROR:\S+:)?\s*([A-Za-z0-9_.\-]+): (?:Connection|HTTPSConnectionPool|Max retries)", text)
+        package = re.search(
+            r"(?:ERROR:\S+:)?\s*([A-Za-z0-9_.\-]+): (?:Connection|HTTPSConnectionPool|Max retries)",
+            text,
+        )
         causes.append(
             "the vulnerability service could not be reached (connection refused, proxy or DNS)"
             + (f", first while auditing {package.group(1)}" if package else "")
@@ -784,8 +825,12 @@ def gate_audit(repo: Repo) -> tuple[str, str]:
         if found:
             causes += found
         else:
-            reason = next((line for line in reversed(text.splitlines()) if line.strip()), "no output")
-            unexplained.append(f"pip-audit exited {done.returncode} on {repo.rel(requirements)}: {reason[-400:]}")
+            reason = next(
+                (line for line in reversed(text.splitlines()) if line.strip()), "no output"
+            )
+            unexplained.append(
+                f"pip-audit exited {done.returncode} on {repo.rel(requirements)}: {reason[-400:]}"
+            )
     if unexplained:
         return FAIL, unexplained[0]
     for cause in causes:
@@ -812,9 +857,9 @@ PICKLE_OPCODES = {op.code.encode("latin-1") for op in pickletools.opcodes}
 NUMPY_MAGIC = b"\x93NUMPY"
 COMPRESSED = {  # magic bytes -> how to open the stream (joblib's compressors included)
     b"\x1f\x8b": ("gzip", lambda f: gzip.GzipFile(fileobj=f)),
-    b"BZh": ("bz2", lambda f: bz2.BZ2File(f)),
-    b"\xfd7zXZ\x00": ("xz", lambda f: lzma.LZMAFile(f)),
-    b"\x5d\x00\x00": ("lzma", lambda f: lzma.LZMAFile(f, format=lzma.FORMAT_ALONE)),
+    b"BZh": ("bz2", bz2.BZ2File),
+    b"\xfd7zXZ\x00": ("xz", lzma.LZMAFile),
+    b"\x5d\x00\x00": ("lzma", functools.partial(lzma.LZMAFile, format=lzma.FORMAT_ALONE)),
 }
 ZLIB_HEADERS = (b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda")
 NESTED_LIMIT = 512 * 1024 * 1024  # a zip inside a zip is read into memory up to this size
@@ -824,10 +869,17 @@ class ZlibFile(io.RawIOBase):
     """A zlib stream (joblib's default compressor) read as a file, without inflating it all."""
 
     def __init__(self, raw):
-        self.raw, self.inflate, self.buffer = raw, zlib.decompressobj(), b""
+        self.raw, self.inflate, self.buffer, self.position = raw, zlib.decompressobj(), b"", 0
 
     def readable(self):
         return True
+
+    def tell(self):  # pickletools.genops asks for positions
+        return self.position
+
+    def close(self):
+        self.raw.close()
+        super().close()
 
     def readinto(self, target):
         while not self.buffer and not self.inflate.eof:
@@ -837,6 +889,7 @@ class ZlibFile(io.RawIOBase):
             self.buffer = self.inflate.decompress(chunk)
         size = min(len(target), len(self.buffer))
         target[:size], self.buffer = self.buffer[:size], self.buffer[size:]
+        self.position += size
         return size
 
 
@@ -859,10 +912,12 @@ def is_pickle(opener) -> bool:
 
 
 def npy_payload(stream) -> tuple[bool, str]:
-    """(object dtype?, problem) for a stream that starts with NumPy's magic; reads past the header."""
+    """(object dtype?, problem) of a stream starting with NumPy's magic; reads past the header."""
     magic = stream.read(8)
     try:
-        size = struct.unpack("<H" if magic[6] == 1 else "<I", stream.read(2 if magic[6] == 1 else 4))[0]
+        size = struct.unpack(
+            "<H" if magic[6] == 1 else "<I", stream.read(2 if magic[6] == 1 else 4)
+        )[0]
         header = ast.literal_eval(stream.read(size).decode("latin-1"))
         descr = header["descr"]
     except Exception as error:  # noqa: BLE001
@@ -924,7 +979,9 @@ class Finder:
                 self.look_compressed(label, kind, lambda o=opener, w=wrap: w(o()), depth)
                 return
         if head[:2] in ZLIB_HEADERS:
-            self.look_compressed(label, "zlib", lambda: io.BufferedReader(ZlibFile(opener())), depth)
+            self.look_compressed(
+                label, "zlib", lambda: io.BufferedReader(ZlibFile(opener())), depth
+            )
             return
         if head.startswith(b"\x04\x22\x4d\x18"):
             self.findings.append(f"{label}: lz4-compressed: cannot verify what it holds")
@@ -942,7 +999,9 @@ class Finder:
             try:
                 self.look(f"{label} ({kind})", opener, depth + 1)
             except (OSError, EOFError, lzma.LZMAError, zlib.error) as error:
-                self.findings.append(f"{label}: {kind} stream breaks off ({error}): cannot verify it")
+                self.findings.append(
+                    f"{label}: {kind} stream breaks off ({error}): cannot verify it"
+                )
 
     def look_zip(self, label, opener, depth):
         try:
@@ -966,7 +1025,9 @@ class Finder:
                                 continue
                         self.look(where, lambda a=archive, m=member: a.open(m), depth + 1)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as error:
-            self.findings.append(f"{label}: a zip archive that does not open ({error}): cannot verify it")
+            self.findings.append(
+                f"{label}: a zip archive that does not open ({error}): cannot verify it"
+            )
 
     def look_tar(self, label, opener, depth):
         try:
@@ -977,7 +1038,9 @@ class Finder:
                         content = archive.extractfile(member).read(NESTED_LIMIT)
                         self.look(where, lambda c=content: io.BytesIO(c), depth + 1)
         except (tarfile.TarError, EOFError) as error:
-            self.findings.append(f"{label}: a tar archive that does not open ({error}): cannot verify it")
+            self.findings.append(
+                f"{label}: a tar archive that does not open ({error}): cannot verify it"
+            )
 
 
 def trusted_types(repo: Repo) -> list[str]:
@@ -988,8 +1051,14 @@ def trusted_types(repo: Repo) -> list[str]:
         except (SyntaxError, UnicodeDecodeError):
             continue
         for node in tree.body:
-            target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
-            if isinstance(target, ast.Name) and target.id == "TRUSTED_TYPES" and node.value is not None:
+            target = (
+                node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+            )
+            if (
+                isinstance(target, ast.Name)
+                and target.id == "TRUSTED_TYPES"
+                and node.value is not None
+            ):
                 try:
                     return [str(t) for t in ast.literal_eval(node.value)]
                 except ValueError:
@@ -998,9 +1067,23 @@ def trusted_types(repo: Repo) -> list[str]:
 
 
 SKOPS_BUILTINS = {
-    "builtins." + t
-    for t in "dict list tuple str int float bool NoneType complex bytes bytearray set frozenset slice".split()
-} | {"collections.OrderedDict", "collections.defaultdict"}
+    "builtins.dict",
+    "builtins.list",
+    "builtins.tuple",
+    "builtins.str",
+    "builtins.int",
+    "builtins.float",
+    "builtins.bool",
+    "builtins.NoneType",
+    "builtins.complex",
+    "builtins.bytes",
+    "builtins.bytearray",
+    "builtins.set",
+    "builtins.frozenset",
+    "builtins.slice",
+    "collections.OrderedDict",
+    "collections.defaultdict",
+}
 SKOPS_PACKAGES = ("sklearn.", "numpy", "scipy.", "skops.")
 
 
@@ -1075,6 +1158,7 @@ def gate_models(repo: Repo) -> tuple[str, str]:
     )
     problems, skops = [], []
     root = repo.root
+    committable = set(repo.committable())
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         finder = Finder(folder)
@@ -1083,14 +1167,17 @@ def gate_models(repo: Repo) -> tuple[str, str]:
             label = repo.rel(path)
             if path.is_symlink():
                 target = path.resolve()
-                if not target.is_relative_to(root):
+                outside = not target.is_relative_to(root)
+                if outside and path in committable:
                     problems.append(
                         f"{label}: a symlink to {target}, outside the repository: refused "
                         "(copy the file in, or keep it out of the work tree)"
                     )
                     continue
                 if not target.is_file():
-                    continue  # a folder inside the repo is walked itself; a dangling link holds nothing
+                    # A folder inside the repo is walked itself; an ignored link to a folder
+                    # outside (a data mount) is not followed; a dangling link holds nothing.
+                    continue
                 label = f"{label} -> {repo.rel(target)}"
             elif not path.is_file():
                 continue
@@ -1322,7 +1409,10 @@ class Parser(argparse.ArgumentParser):
 def main(argv: list[str]) -> int:
     parser = Parser(prog="gates.py", description="Run the security gates.")
     parser.add_argument(
-        "--root", type=Path, default=PROJECT, help="the git repository to scan (default: this project)"
+        "--root",
+        type=Path,
+        default=PROJECT,
+        help="the git repository to scan (default: this project)",
     )
     parser.add_argument("gates", nargs="*", metavar="GATE", help=", ".join(GATES))
     args = parser.parse_args(argv)
