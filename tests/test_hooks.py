@@ -33,3 +33,17 @@ def test_good_answers_pass_the_same_hook(tmp_path):
                                    "author_email": "o.brien+ml@example.co.uk"})
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "detection-d-anomalies" / "pyproject.toml").is_file()
+
+
+def test_locked_modules_in_the_hook_follow_the_lock():
+    """The hook's LOCKED_MODULES block was derived from the current lock (scripts/gen_locked_modules.py)."""
+    import re
+
+    hook = (TEMPLATE / "hooks" / "pre_gen_project.py").read_text(encoding="utf-8")
+    lock = (TEMPLATE / "{{cookiecutter.project_slug}}" / "requirements" / "lock.txt").read_text(encoding="utf-8")
+    pinned = {m.lower() for m in re.findall(r"^([A-Za-z0-9][A-Za-z0-9_.\-]*)==", lock, re.M)}
+    counted = re.search(r"^# (\d+) distributions of requirements/lock.txt", hook, re.M)
+    assert counted and int(counted.group(1)) == len(pinned), "run scripts/gen_locked_modules.py after make lock"
+    block = hook[hook.index("LOCKED_MODULES = frozenset("):hook.index("# END LOCKED_MODULES")]
+    names = set(block.split('"""')[1].split())
+    assert {"yaml", "matplotlib", "joblib", "cryptography", "sklearn", "mlflow"} <= names

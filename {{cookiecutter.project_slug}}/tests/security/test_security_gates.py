@@ -82,6 +82,37 @@ def test_model_gate_fails_on_code_executing_pickles(scratch):
     assert "models/model.pkl: fickling:" in output and "cache.joblib: picklescan" in output
 
 
+def test_model_gate_reads_bytes_not_names(scratch):
+    import gzip
+
+    import numpy as np
+
+    (scratch / "data").mkdir()
+    np.save(scratch / "data" / "features.npy", np.array([{"a": 1}], dtype=object))
+    (scratch / "notes.txt").write_bytes(gzip.compress(pickle.dumps(TimeitPayload())))
+    code, output = gate(scratch, "models")
+    assert code != 0, output
+    assert "data/features.npy: NumPy array of dtype object" in output, output
+    assert "notes.txt (gzip): picklescan: dangerous import 'timeit timeit'" in output, output
+
+
+def test_bandit_gate_has_rules_for_ml_loaders(scratch):
+    (scratch / "src" / "loaders.py").write_text(
+        "import joblib\nimport torch\n\n\ndef load(path):\n"
+        "    return joblib.load(path), torch.load(path)\n"
+    )
+    code, output = gate(scratch, "bandit")
+    assert code != 0, output
+    assert "src/loaders.py:6: SML302 joblib.load(...)" in output, output
+    assert "src/loaders.py:6: SML305 torch.load(...)" in output and "weights_only=True" in output
+
+
+def test_bandit_gate_fails_on_a_skip_in_a_bandit_file(scratch):
+    (scratch / "src" / ".bandit").write_text("[bandit]\nskips = B301\n")
+    code, output = gate(scratch, "bandit")
+    assert code != 0 and "src/.bandit: [bandit] skips" in output, output
+
+
 def test_audit_gate_fails_when_the_vulnerability_service_is_unreachable(scratch):
     (scratch / "requirements").mkdir()
     shutil.copy(ROOT / "requirements" / "lock.txt", scratch / "requirements")
