@@ -1468,10 +1468,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    _args = sys.argv[1:]
-    if _args[:1] == ["--root"] and len(_args) > 1:  # scan another repository (secure-ml gates)
-        ROOT = Path(_args[1]).resolve()
-        LOCK, REPORTS = ROOT / "requirements" / "lock.txt", ROOT / "reports"
-        AUDIT_IGNORES = ROOT / "scripts" / "security" / "audit-ignores.txt"
-        BASELINE, _args = ROOT / ".secrets.baseline", _args[2:]
-    sys.exit(main(_args))
+    sys.exit(main(sys.argv[1:]))
