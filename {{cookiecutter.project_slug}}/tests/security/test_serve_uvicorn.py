@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 
 import httpx
 import pytest
@@ -42,24 +42,18 @@ def serve_command(port: int) -> list[str]:
     return [sys.executable, "-m", "{{ cookiecutter.package_name }}", "serve", "--port", str(port)]
 
 
-@pytest.fixture
-def start(tmp_path, frames, params):
-    """start(**serve) -> (url, log): a service over a fresh project root with these settings."""
-    with ExitStack() as stack:
-
-        def launch(**serve):
-            root = make_root(tmp_path / "served", frames[0], params, **serve)
-            port = free_port()
-            log_path = tmp_path / "server.log"
-            log = stack.enter_context(log_path.open("w"))
-            process = subprocess.Popen(
-                serve_command(port),
-                cwd=ROOT,
-                env=service_env(root),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            stack.callback(stop, process)
+@contextmanager
+def running_service(target, frames, params, **serve):
+    """(url, port, log) of a service over a fresh project root at `target` with these
+    settings, stopped on exit."""
+    root = make_root(target / "served", frames[0], params, **serve)
+    port = free_port()
+    log_path = target / "server.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            serve_command(port), cwd=ROOT, env=service_env(root), stdout=log, stderr=log
+        )
+        try:
             deadline = time.monotonic() + 60
             while True:
                 assert process.poll() is None, log_path.read_text()
@@ -69,9 +63,32 @@ def start(tmp_path, frames, params):
                 except OSError:
                     assert time.monotonic() < deadline, "server did not start in 60 s"
                     time.sleep(0.2)
-            return f"http://127.0.0.1:{port}", port, log_path
+            yield f"http://127.0.0.1:{port}", port, log_path
+        finally:
+            stop(process)
 
-        yield launch
+
+@pytest.fixture
+def start(tmp_path, frames, params):
+    """start(**serve) -> (url, port, log): a service of this test's own."""
+    with ExitStack() as stack:
+        yield lambda **serve: stack.enter_context(
+            running_service(tmp_path, frames, params, **serve)
+        )
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory, frames, params):
+    """One service with short deadlines for the slow-client tests (it starts in seconds)."""
+    with running_service(
+        tmp_path_factory.mktemp("guarded"),
+        frames,
+        params,
+        header_timeout_seconds=2,
+        body_timeout_seconds=1,
+        rate_limit="1000/minute",
+    ) as service:
+        yield service
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -132,10 +149,10 @@ def test_forged_forwarded_for_from_a_local_client_does_not_raise_its_limit(start
     assert {r["client"] for r in audit_records(log)} == {"127.0.0.1"}
 
 
-def test_a_flood_of_unfinished_headers_neither_locks_out_a_client_nor_stays_open(start, frames):
+def test_a_flood_of_unfinished_headers_neither_locks_out_a_client_nor_stays_open(guarded, frames):
     """200 connections that send half a request and wait: a normal client is still answered
     within 1 s, and every half-open connection is cut at serve.header_timeout_seconds."""
-    url, port, log = start(header_timeout_seconds=2)
+    url, port, log = guarded
     with ExitStack() as stack:
         slow = []
         for _ in range(200):
@@ -163,8 +180,8 @@ def test_a_flood_of_unfinished_headers_neither_locks_out_a_client_nor_stays_open
     assert {"header_timeout", "max_connections"} & rules, rules
 
 
-def test_a_body_trickled_in_is_cut_off_with_408(start, frames):
-    url, port, log = start(body_timeout_seconds=1)
+def test_a_body_trickled_in_is_cut_off_with_408(guarded, frames):
+    url, port, _ = guarded
     body = json.dumps({"rows": rows_of(frames[1], 1)}).encode()
     head = (
         f"POST /predict HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n"
@@ -191,9 +208,10 @@ def test_a_body_trickled_in_is_cut_off_with_408(start, frames):
         assert client.get("/health").status_code == 200
 
 
-def test_every_line_the_service_writes_is_json(start, frames):
-    """Audit lines, uvicorn's own warnings (here: a request that is not HTTP), start-up."""
-    url, port, log = start()
+def test_every_line_the_service_writes_is_json(guarded, frames):
+    """Audit lines, uvicorn's own warnings (here: a request that is not HTTP), start-up,
+    cut connections: the stdout and stderr of the service hold JSON lines only."""
+    url, port, log = guarded
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(b"\x16\x03\x01 this is not HTTP\r\n\r\n")
         sock.recv(1024)
