@@ -262,7 +262,7 @@ class Lab:
             model_io.load_model(self.paths.model, self.paths.model_manifest)
         except model_io.ModelIntegrityError as error:  # only the control's own refusal counts
             message = str(error).replace(f"{self.copy}/", "")
-            return True, f"load refused: {message[:150]}"
+            return True, f"load refused: {message}"
         return False, "the model loaded"
 
     def tampered_byte(self) -> tuple[bool, str]:

@@ -192,8 +192,9 @@ def check_private_key(keys: Keys, root: Path | None = None) -> Path:
     if keys.private is None:
         raise SignatureError(
             f"no private signing key {PRIVATE_NAME} in {keys.folder}: cannot sign the model; "
-            "run make setup (or set model.require_signature: false in params.yaml for a "
-            "local experiment)"
+            f"run make setup, or set {KEY_DIR_ENV} to the folder holding the pinned pair "
+            "(e.g. for dvc exp run --temp), or set model.require_signature: false in "
+            "params.yaml for a local experiment"
         )
     pin = require_pin(root)
     actual = private_fingerprint(keys.private)
