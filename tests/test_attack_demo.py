@@ -16,7 +16,12 @@ ATTACKS = ("poisoned rows", "flipped-label batch", "tampered model byte",
            "malicious pickle swapped in", "out-of-range input", "NaN / infinity / wrong type",
            "oversized input", "query without a token", "request flood",
            "membership-inference probe", "evasion attack on the model",
-           "personal data in the raw data")
+           "personal data in the raw data",
+           # runtime integrity and HTTP hardening (issue 15)
+           "older signed model put back", "key folder swapped, model re-signed",
+           "key folder pointed at an empty one", "forged X-Forwarded-For",
+           "duplicate keys / not JSON", "probing for the allowed ranges",
+           "slow-header connection flood")
 
 
 def scratch(project, tmp_path):

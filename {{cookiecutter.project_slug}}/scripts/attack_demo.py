@@ -262,7 +262,7 @@ class Lab:
             model_io.load_model(self.paths.model, self.paths.model_manifest)
         except model_io.ModelIntegrityError as error:  # only the control's own refusal counts
             message = str(error).replace(f"{self.copy}/", "")
-            return True, f"load refused: {message[:150]}"
+            return True, f"load refused: {message}"
         return False, "the model loaded"
 
     def tampered_byte(self) -> tuple[bool, str]:
@@ -469,6 +469,223 @@ ATTACKS: list[tuple[str, str, str, str]] = [
     ("evasion attack on the model", "evasion", "EVASION ROBUST MODEL", "robustness"),
     ("personal data in the raw data", "personal_data", "DATA MINIMIZE", "privacy"),
 ]
+
+
+# --- runtime integrity and HTTP hardening (issue 15) -----------------------------------------
+# Kept apart from the Lab class so the attack list above can change without touching them.
+
+
+def _integrity_refusal(lab: Lab) -> tuple[bool, str]:
+    """Load the copy's model; only the integrity control's own refusal counts as stopped."""
+    model_io = lab.modules["model_io"]
+    try:
+        model_io.load_model(lab.paths.model, lab.paths.model_manifest)
+    except model_io.ModelIntegrityError as error:
+        return True, "refused: " + str(error).replace(f"{lab.copy}/", "")
+    return False, "the model loaded"
+
+
+def attack_rollback(lab: Lab) -> tuple[bool, str]:
+    """The pipeline moved on (dvc.lock names a newer model); the attacker puts the older,
+    validly signed model, manifest and signature back (here: the files stay, the lock moves)."""
+    lock_path = lab.copy / "dvc.lock"
+    lock = yaml.safe_load(lock_path.read_text(encoding="utf-8"))
+    for stage in lock["stages"].values():
+        for out in stage.get("outs", []):
+            if out.get("path") == "models/model.skops":
+                out["md5"] = hashlib.md5(b"the newer model", usedforsecurity=False).hexdigest()
+    newer = yaml.safe_dump(lock, sort_keys=False).encode()
+    return lab.with_file(lock_path, newer, lambda: _integrity_refusal(lab))
+
+
+def attack_swapped_keys(lab: Lab) -> tuple[bool, str]:
+    """keys/ replaced by the attacker's own pair; a changed model signed with it, manifest fixed."""
+    signing = __import__(f"{lab.package}.signing", fromlist=["_"])
+    keys = lab.copy / "keys"
+    saved = {p: p.read_bytes() for p in (lab.paths.model, lab.paths.model_manifest)}
+    signature = signing.signature_path(lab.paths.model)
+    saved[signature] = signature.read_bytes()
+    kept = lab.copy.parent / "keys.kept"
+    keys.mkdir(exist_ok=True)
+    shutil.move(keys, kept)
+    try:
+        private, public, _ = signing.generate_keys(keys)
+        data = bytearray(lab.paths.model.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        lab.paths.model.write_bytes(bytes(data))
+        signing.sign(lab.paths.model, signing.Keys(keys, private, public))
+        record = json.loads(saved[lab.paths.model_manifest])
+        record["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
+        lab.paths.model_manifest.write_text(json.dumps(record), encoding="utf-8")
+        return _integrity_refusal(lab)
+    finally:
+        shutil.rmtree(keys, ignore_errors=True)
+        shutil.move(kept, keys)
+        for path, content in saved.items():
+            path.write_bytes(content)
+
+
+def attack_no_key(lab: Lab) -> tuple[bool, str]:
+    """MODEL_SIGNING_KEY_DIR pointed at an empty folder: nothing to verify with."""
+    empty = Path(tempfile.mkdtemp(prefix="no-keys-", dir=lab.copy.parent))
+    before = os.environ.get("MODEL_SIGNING_KEY_DIR")
+    os.environ["MODEL_SIGNING_KEY_DIR"] = str(empty)
+    try:
+        return _integrity_refusal(lab)
+    finally:
+        if before is None:
+            os.environ.pop("MODEL_SIGNING_KEY_DIR", None)
+        else:
+            os.environ["MODEL_SIGNING_KEY_DIR"] = before
+
+
+def attack_forged_forwarded_for(lab: Lab) -> tuple[bool, str]:
+    """A local client sends every request with a new X-Forwarded-For to dodge the limit."""
+    from limits import parse
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+    limit = parse(str(lab.params.get("serve", {}).get("rate_limit", "60/minute")))
+    params = {**lab.params, "serve": {**lab.params["serve"], "audit_log": str(lab.audit_log)}}
+    app = lab.modules["serve"].create_app(lab.paths, params, token=lab.token)
+    sent = limit.amount + 20
+    body = {"rows": lab.rows(lab.test, 1)}
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        codes = [
+            client.post(
+                "/predict",
+                json=body,
+                headers={**lab.auth, "X-Forwarded-For": f"198.51.100.{i % 250}"},
+            ).status_code
+            for i in range(sent)
+        ]
+    answered = codes.count(200)
+    return answered <= limit.amount, (
+        f"{sent} requests from 127.0.0.1 with {sent} forged addresses: {answered} answered "
+        f"(limit {limit}), {codes.count(429)} refused with 429"
+    )
+
+
+def attack_strict_json(lab: Lab) -> tuple[bool, str]:
+    """A key given twice (which one wins?) and a body sent as text/plain."""
+    row = lab.rows(lab.test, 1)[0]
+    name = next(iter(row))
+    twice = '{"rows": [{"' + name + '": 1e300, ' + json.dumps(row)[1:-1] + "}]}"
+    with lab.client() as client:
+        dup = client.post(
+            "/predict", content=twice, headers={**lab.auth, "content-type": "application/json"}
+        )
+        plain = client.post(
+            "/predict",
+            content=json.dumps({"rows": [row]}),
+            headers={**lab.auth, "content-type": "text/plain"},
+        )
+    rule = dup.json().get("rule")
+    stopped = dup.status_code == 422 and rule == "duplicate_key" and plain.status_code == 415
+    return stopped, (
+        f"'{name}' given twice: HTTP {dup.status_code} ({rule}); "
+        f"text/plain body: HTTP {plain.status_code}"
+    )
+
+
+def attack_range_probe(lab: Lab) -> tuple[bool, str]:
+    """Out-of-range probes to read the allowed ranges (the reference profile) off the 422s."""
+    row = lab.rows(lab.test, 1)[0]
+    name = next(iter(row))
+    with lab.client() as client:
+        done = client.post("/predict", json={"rows": [{**row, name: 1e9}]}, headers=lab.auth)
+    message = done.json().get("message", "")
+    leaked = any(ch.isdigit() for ch in message.partition(":")[2])
+    return done.status_code == 422 and not leaked, f"HTTP {done.status_code}: {message}"
+
+
+def attack_slow_headers(lab: Lab) -> tuple[bool, str]:
+    """200 connections that never finish their headers, against the real service (uvicorn on
+    loopback): a normal client must still be answered within 1 s."""
+    import socket
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**_env(lab.copy), "MODEL_API_TOKEN": lab.token}
+    env.pop("MODEL_SIGNING_KEY_DIR", None)
+    server = subprocess.Popen(  # noqa: S603  # nosec B603  # this project's own service
+        [sys.executable, "-m", lab.package, "serve", "--port", str(port)],
+        cwd=lab.copy,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    sockets: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None or time.monotonic() > deadline:
+                return False, "the service did not start"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        for _ in range(200):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: localhost\r\nX-Slow: 1")
+            sockets.append(sock)
+        started = time.monotonic()
+        try:
+            with httpx.Client(timeout=1.0) as client:
+                code = client.get(f"http://127.0.0.1:{port}/health").status_code
+        except httpx.HTTPError as error:
+            return False, f"200 half-open connections: a normal client got {type(error).__name__}"
+        took = time.monotonic() - started
+        return code == 200 and took < 1.0, (
+            f"200 half-open connections: a normal client got HTTP {code} in {took:.2f} s"
+        )
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+for _name, _attack in {
+    "rolled_back_model": attack_rollback,
+    "swapped_key_folder": attack_swapped_keys,
+    "empty_key_folder": attack_no_key,
+    "forged_forwarded_for": attack_forged_forwarded_for,
+    "strict_json": attack_strict_json,
+    "range_probe": attack_range_probe,
+    "slow_headers": attack_slow_headers,
+}.items():
+    setattr(Lab, _name, _attack)
+
+ATTACKS.extend(
+    [
+        ("older signed model put back", "rolled_back_model", "RUNTIME MODEL INTEGRITY", "model_io"),
+        (
+            "key folder swapped, model re-signed",
+            "swapped_key_folder",
+            "RUNTIME MODEL INTEGRITY",
+            "signing",
+        ),
+        (
+            "key folder pointed at an empty one",
+            "empty_key_folder",
+            "RUNTIME MODEL INTEGRITY",
+            "signing",
+        ),
+        ("forged X-Forwarded-For", "forged_forwarded_for", "RATE LIMIT", "serve"),
+        ("duplicate keys / not JSON", "strict_json", "ANOMALOUS INPUT HANDLING", "serve"),
+        ("probing for the allowed ranges", "range_probe", "FILTER SENSITIVE MODEL OUTPUT", "serve"),
+        ("slow-header connection flood", "slow_headers", "LIMIT RESOURCES", "serve"),
+    ]
+)
 
 
 def credited(registry: list[dict[str, Any]], exchange: str, module: str) -> list[str]:

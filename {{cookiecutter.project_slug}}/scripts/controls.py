@@ -30,6 +30,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = "controls.yaml"
 FIELDS = ("id", "title", "guide_risk", "exchange", "files", "tests")
+# Optional: `weakened_when: {params.dotted.key: value}`: the params.yaml settings that switch
+# the control (partly) off; `make controls` names the control as weakened when one is set.
+OPTIONAL = ("weakened_when",)
 ID_PATTERN = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
 # Control names of the OWASP AI Exchange (https://owaspai.org/goto/periodictable/).
 EXCHANGE_CONTROLS = frozenset(
@@ -121,10 +124,12 @@ def check_registry(data: Any) -> list[str]:
             continue
         problems += [f"{where}: field '{f}' is missing" for f in FIELDS if f not in entry]
         problems += [
-            f"{where}: field '{f}' is not one of {', '.join(FIELDS)}"
+            f"{where}: field '{f}' is not one of {', '.join(FIELDS + OPTIONAL)}"
             for f in entry
-            if f not in FIELDS
+            if f not in FIELDS + OPTIONAL
         ]
+        if "weakened_when" in entry and not isinstance(entry["weakened_when"], dict):
+            problems.append(f"{where}: field 'weakened_when' must map params keys to values")
         ident = entry.get("id")
         if "id" in entry and (not isinstance(ident, str) or not ID_PATTERN.match(ident)):
             problems.append(f"{where}: field 'id' must be UPPER-CASE-WITH-DASHES, got {ident!r}")
@@ -353,6 +358,24 @@ def check(root: Path = ROOT, run: bool = True) -> list[tuple[dict[str, Any], str
     return rows
 
 
+def weakened(controls: list[dict[str, Any]], root: Path = ROOT) -> list[str]:
+    """One line per control that params.yaml weakens (its `weakened_when` settings are set)."""
+    source = root / "params.yaml"
+    params = yaml.safe_load(source.read_text(encoding="utf-8")) if source.is_file() else {}
+    lines = []
+    for control in controls:
+        for key, value in (control.get("weakened_when") or {}).items():
+            current: Any = params
+            for part in str(key).split("."):
+                current = current.get(part) if isinstance(current, dict) else None
+            if current == value and type(current) is type(value):
+                lines.append(
+                    f"control {control['id']} is WEAKENED: params.yaml sets {key}: "
+                    f"{yaml.safe_dump(value).splitlines()[0]} (for local experiments only)"
+                )
+    return lines
+
+
 def print_table(rows: list[tuple[dict[str, Any], str]]) -> None:
     width = max([len("control")] + [len(c["id"]) for c, _ in rows])
     exwidth = max([len("AI Exchange control")] + [len(c["exchange"]) for c, _ in rows])
@@ -391,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     print_table(rows)
+    for line in weakened([control for control, _ in rows], args.root):
+        print(line)
     failed = [
         (c["id"], s)
         for c, s in rows

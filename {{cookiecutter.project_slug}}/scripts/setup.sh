@@ -58,11 +58,18 @@ fi
 
 # The model-signing key pair (ECDSA P-256) lives in keys/, which .gitignore keeps out of git;
 # an existing pair is kept. MODEL_SIGNING_KEY_DIR points elsewhere (see src/*/signing.py).
-"$VENV/bin/python" -m {{ cookiecutter.package_name }} keygen | sed 's/^keygen/setup/'
+# Its fingerprint is pinned in reference/model-signing-key.sha256 (committed): a new pair is
+# pinned there; a pin that names another key is never overwritten (rotation is a reviewed commit).
+key_ok=1
+"$VENV/bin/python" -m {{ cookiecutter.package_name }} keygen | sed 's/^keygen/setup/' || key_ok=0
 
 if [ -d .git ] && [ -f .pre-commit-config.yaml ]; then
   "$VENV/bin/pre-commit" install --install-hooks >/dev/null && echo "setup: pre-commit hooks installed"
 fi
 wait "$compiling" || echo "setup: the bytecode warm-up failed; the first pipeline run compiles its imports itself" >&2
 trap - EXIT
+if [ "$key_ok" = 0 ]; then
+  echo "setup: the environment is ready, but no usable pinned signing key: models can be neither signed nor loaded until the key above is in place" >&2
+  exit 1
+fi
 echo "setup: done. Next: make pipeline"

@@ -2,24 +2,36 @@
 
     MODEL_API_TOKEN=... make serve        # 127.0.0.1:8000 unless HOST / PORT are set
 
-POST /predict with `Authorization: Bearer <token>` and a JSON body {"rows": [{...}, ...]}.
-Every request passes, in order: a per-client rate limit (429 + Retry-After), the bearer
-token compared in constant time (401), a body size limit (413), JSON and schema checks
-(422 naming the field and the rule), then the verified model answers with labels and
-coarse confidences. One JSON audit line per request goes to the `audit` logger (stderr,
-or the file serve.audit_log when set): time, client, method, path, status, rows, latency, and for
-refusals the rule and field. Input values are never logged.
+POST /predict with `Authorization: Bearer <token>`, `Content-Type: application/json` and a JSON
+body {"rows": [{...}, ...]}. Every request passes, in order: a per-client rate limit (429 +
+Retry-After), the bearer token compared in constant time (401), a body size limit (413), the
+content type (415), a body read timeout (408), JSON checks (422: invalid JSON, a key given
+twice) and schema checks (422 naming the field and the rule; the allowed range only when
+serve.explain_ranges is true), then the verified model answers with labels and coarse
+confidences. One JSON audit line per request goes to the `audit` logger (stderr, or the file
+serve.audit_log when set): time, client, method, path, status, rows, latency, and for
+refusals the rule, field and full reason. Input values are never logged. Every other line the
+service writes (uvicorn's own, warnings) is JSON too.
 GET /health answers {"status": "ok"} without a token (for load balancers); it is
 rate-limited too.
+
+The client is the socket peer: X-Forwarded-For is believed only from the proxies listed in
+serve.trusted_proxies (none by default), so a client cannot pick its own address for the rate
+limit and the audit log. Slow clients are cut off: request headers must arrive within
+serve.header_timeout_seconds and the body within serve.body_timeout_seconds; at
+serve.max_connections the oldest connection still waiting for its headers is dropped, so a
+flood of half-open connections cannot lock out a client that sends a whole request.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hmac
 import ipaddress
 import json
 import logging
+import logging.config
 import math
 import os
 import sys
@@ -47,12 +59,33 @@ DEFAULTS: dict[str, Any] = {
     "rate_limit": "60/minute",
     "max_body_bytes": 262144,
     "audit_log": "",
+    "trusted_proxies": [],
+    "header_timeout_seconds": 5,
+    "body_timeout_seconds": 10,
+    "keep_alive_seconds": 5,
+    "max_connections": 100,
+    "explain_ranges": False,
 }
 MIN_TOKEN_LENGTH = 16
+# Rules whose InputError message holds nothing from the reference profile: the client sees it
+# whole. For any other rule (a range, a category list...) the message is shortened unless
+# serve.explain_ranges is true.
+PLAIN_RULES = frozenset(
+    {"type", "nan", "infinite", "missing_field", "unknown_field", "batch_size", "json"}
+)
+log = logging.getLogger(__name__)
 
 
 class ServeConfigError(RuntimeError):
     """The service cannot start safely (no token, bad limit, ...). The message says how to fix."""
+
+
+def _positive(settings: dict[str, Any], name: str, whole: bool = False) -> None:
+    value = settings[name]
+    kinds = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+        what = "a whole number of at least 1" if whole else "a number of seconds above 0"
+        raise ServeConfigError(f"params.yaml serve.{name} is {value!r}: use {what}")
 
 
 def settings_from(params: dict[str, Any]) -> dict[str, Any]:
@@ -69,6 +102,27 @@ def settings_from(params: dict[str, Any]) -> dict[str, Any]:
         raise ServeConfigError(
             f"params.yaml serve.max_body_bytes is {size!r}: use a whole number of bytes"
         )
+    for name in ("header_timeout_seconds", "body_timeout_seconds", "keep_alive_seconds"):
+        _positive(settings, name)
+    _positive(settings, "max_connections", whole=True)
+    if not isinstance(settings["explain_ranges"], bool):
+        raise ServeConfigError(
+            f"params.yaml serve.explain_ranges is {settings['explain_ranges']!r}: use true or false"
+        )
+    proxies = settings["trusted_proxies"] or []
+    if not isinstance(proxies, list):
+        raise ServeConfigError(
+            "params.yaml serve.trusted_proxies must be a list of proxy addresses, e.g. [10.0.0.5]"
+        )
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(str(proxy), strict=False)
+        except ValueError:
+            raise ServeConfigError(
+                f"params.yaml serve.trusted_proxies holds {proxy!r}: list the IP addresses or "
+                "networks of your reverse proxies ('*' would let any client forge its address)"
+            ) from None
+    settings["trusted_proxies"] = [str(p) for p in proxies]
     return settings
 
 
@@ -111,6 +165,58 @@ def audit_logger(path: str = "") -> logging.Logger:
     return logger
 
 
+class DuplicateKeyError(ValueError):
+    """A JSON object names the same key twice (parsers disagree on which one wins)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(key)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise DuplicateKeyError(key)
+        result[key] = value
+    return result
+
+
+def parse_json(body: bytes) -> Any:
+    """JSON with every key once per object (DuplicateKeyError otherwise)."""
+    return json.loads(body, object_pairs_hook=_unique_keys)
+
+
+def is_json_media_type(value: str) -> bool:
+    """`application/json`, optionally with `charset=utf-8` (the only encoding JSON allows)."""
+    media, *options = (part.strip().lower() for part in value.split(";"))
+    if media != "application/json":
+        return False
+    for option in options:
+        name, _, given = option.partition("=")
+        if name.strip() == "charset" and given.strip().strip('"') not in ("utf-8", "utf8"):
+            return False
+    return True
+
+
+def client_message(error: InputError, explain: bool) -> str:
+    """What the client is told about a refused input: the field and the rule, and the full
+    message (which may name the allowed range) only for plain rules or when `explain`."""
+    if explain or error.rule in PLAIN_RULES:
+        return str(error)
+    where = f"row {error.row}, " if error.row is not None else ""
+    return (
+        f"{where}field '{error.field}': breaks the rule '{error.rule}' "
+        "(the allowed values are not disclosed)"
+    )
+
+
+def refusal(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
+    """A JSON refusal; the connection is closed after it when the body may be unread."""
+    headers = {"Connection": "close"} if status in (408, 413, 415) else None
+    return JSONResponse({"error": error, **extra, "message": message}, status, headers)
+
+
 def create_app(
     paths: Paths | None = None,
     params: dict[str, Any] | None = None,
@@ -129,8 +235,11 @@ def create_app(
     limit = parse(str(settings["rate_limit"]))
     limiter = MovingWindowRateLimiter(MemoryStorage())
     max_body = int(settings["max_body_bytes"])
+    body_timeout = float(settings["body_timeout_seconds"])
+    explain = bool(settings["explain_ranges"])
     audit_path = str(settings["audit_log"] or "")
     audit = audit_logger(str(paths.root / audit_path) if audit_path else "")
+    known_fields = {f.name for f in predictor.schema} | {"rows"}
 
     def client_of(request: Request) -> str:
         return request.client.host if request.client else "unknown"
@@ -153,15 +262,20 @@ def create_app(
         )
 
     async def read_body(request: Request) -> bytes | None:
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > max_body):
-            return None
+        """The body, or None when it is over max_body (TimeoutError when it is too slow)."""
         body = bytearray()
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > max_body:
-                return None
+        async with asyncio.timeout(body_timeout):
+            async for chunk in request.stream():
+                body.extend(chunk)
+                if len(body) > max_body:
+                    return None
         return bytes(body)
+
+    def too_large(request: Request) -> JSONResponse:
+        request.state.audit = {"rule": "body_size"}
+        return refusal(
+            413, "too_large", f"request body over {max_body} bytes (serve.max_body_bytes)"
+        )
 
     async def health(request: Request) -> JSONResponse:
         return rate_limited(request) or JSONResponse({"status": "ok"})
@@ -180,28 +294,51 @@ def create_app(
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        body = await read_body(request)
-        if body is None:
-            request.state.audit = {"rule": "body_size"}
-            return JSONResponse(
-                {
-                    "error": "too_large",
-                    "message": f"request body over {max_body} bytes (serve.max_body_bytes)",
-                },
-                status_code=413,
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > max_body):
+            return too_large(request)
+        if not is_json_media_type(request.headers.get("content-type", "")):
+            request.state.audit = {"rule": "content_type"}
+            return refusal(
+                415,
+                "unsupported_media_type",
+                "send the body as JSON with the header 'Content-Type: application/json'",
             )
         try:
-            payload = json.loads(body)
+            body = await read_body(request)
+        except TimeoutError:
+            request.state.audit = {"rule": "body_timeout"}
+            return refusal(
+                408,
+                "timeout",
+                f"the request body did not arrive within {body_timeout:g} s "
+                "(serve.body_timeout_seconds)",
+            )
+        if body is None:
+            return too_large(request)
+        try:
+            payload = parse_json(body)
+        except DuplicateKeyError as error:
+            field = str(error.key)
+            request.state.audit = {
+                "rule": "duplicate_key",
+                "field": field if field in known_fields else "?",
+            }
+            return refusal(
+                422,
+                "invalid_input",
+                f"field '{field[:64]}' appears twice in one object: send each field once",
+                field=field[:64],
+                rule="duplicate_key",
+            )
         except (ValueError, RecursionError):  # bad JSON, bad UTF-8, absurd nesting
             request.state.audit = {"rule": "json"}
-            return JSONResponse(
-                {
-                    "error": "invalid_input",
-                    "field": "body",
-                    "rule": "json",
-                    "message": 'the body is not valid JSON: send {"rows": [{...}, ...]}',
-                },
-                status_code=422,
+            return refusal(
+                422,
+                "invalid_input",
+                'the body is not valid JSON: send {"rows": [{...}, ...]}',
+                field="body",
+                rule="json",
             )
         rows = payload.get("rows") if isinstance(payload, dict) else None
         try:
@@ -213,17 +350,20 @@ def create_app(
                 )
             answers = predictor.predict(rows)
         except InputError as error:
-            known = error.field in {f.name for f in predictor.schema} or error.field == "rows"
-            request.state.audit = {"rule": error.rule, "field": error.field if known else "?"}
-            return JSONResponse(
-                {
-                    "error": "invalid_input",
-                    "field": error.field,
-                    "rule": error.rule,
-                    "row": error.row,
-                    "message": str(error),
-                },
-                status_code=422,
+            known = error.field in known_fields
+            reason = str(error) if known else str(error).replace(f"'{error.field}'", "'?'")
+            request.state.audit = {
+                "rule": error.rule,
+                "field": error.field if known else "?",
+                "reason": reason,
+            }
+            return refusal(
+                422,
+                "invalid_input",
+                client_message(error, explain),
+                field=error.field,
+                rule=error.rule,
+                row=error.row,
             )
         request.state.rows = len(answers)
         return JSONResponse({"predictions": answers})
@@ -234,7 +374,14 @@ def create_app(
             Route("/predict", predict, methods=["POST"]),
         ]
     )
-    return AuditMiddleware(app, audit)  # type: ignore[return-value]
+    audited = AuditMiddleware(app, audit)
+    if settings["trusted_proxies"]:
+        # Only these peers may say who the client is (X-Forwarded-For); anyone else is the
+        # client itself, whatever headers it sends.
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        return ProxyHeadersMiddleware(audited, settings["trusted_proxies"])  # type: ignore[return-value]
+    return audited  # type: ignore[return-value]
 
 
 class AuditMiddleware:
@@ -273,6 +420,137 @@ class AuditMiddleware:
             self.logger.info(json.dumps(line, sort_keys=True))
 
 
+class JsonFormatter(logging.Formatter):
+    """Log records as one JSON object per line, so the service's stream is all JSON."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, sort_keys=True)
+
+
+LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": JsonFormatter}},
+    "handlers": {
+        "json": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {
+        "uvicorn": {"handlers": ["json"], "level": "WARNING", "propagate": False},
+        "uvicorn.error": {"level": "WARNING"},
+        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+        __name__: {"level": "INFO"},
+    },
+    "root": {"handlers": ["json"], "level": "WARNING"},
+}
+
+
+def guarded_protocol(settings: dict[str, Any], audit: logging.Logger) -> type:
+    """uvicorn's h11 protocol with what uvicorn lacks: a deadline for the request headers
+    (serve.header_timeout_seconds) and a cap on open connections (serve.max_connections)
+    that drops the oldest connection still waiting for its headers to admit a new one.
+    When a response was sent before its request body arrived, the rest of the body must
+    arrive within serve.body_timeout_seconds, or the connection is closed."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    header_timeout = float(settings["header_timeout_seconds"])
+    body_timeout = float(settings["body_timeout_seconds"])
+    max_connections = int(settings["max_connections"])
+
+    class GuardedH11Protocol(H11Protocol):
+        header_timer: asyncio.TimerHandle | None = None
+        drain_timer: asyncio.TimerHandle | None = None
+        waiting_since = 0.0
+
+        def waiting_for_headers(self) -> bool:
+            return self.conn.their_state is h11.IDLE and not self.transport.is_closing()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            waiting = [
+                c
+                for c in self.connections
+                if isinstance(c, GuardedH11Protocol) and c.waiting_for_headers()
+            ]
+            waiting.sort(key=lambda c: c.waiting_since)
+            while len(self.connections) >= max_connections and waiting:
+                oldest = waiting.pop(0)
+                self.connections.discard(oldest)
+                oldest.cut("max_connections")
+            super().connection_made(transport)
+            self.arm()
+
+        def arm(self) -> None:
+            self.waiting_since = self.loop.time()
+            if self.header_timer is None:
+                self.header_timer = self.loop.call_later(header_timeout, self.headers_late)
+
+        def disarm(self) -> None:
+            if self.header_timer is not None:
+                self.header_timer.cancel()
+                self.header_timer = None
+
+        def headers_late(self) -> None:
+            self.header_timer = None
+            if self.waiting_for_headers():
+                self.cut("header_timeout")
+
+        def cut(self, rule: str) -> None:
+            """Close a connection that has not sent a whole request; audit it."""
+            self.disarm()
+            line = {
+                "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "client": self.client[0] if self.client else "unknown",
+                "method": None,
+                "path": None,
+                "status": 408,
+                "rows": 0,
+                "latency_ms": round((self.loop.time() - self.waiting_since) * 1000, 2),
+                "rule": rule,
+            }
+            audit.info(json.dumps(line, sort_keys=True))
+            self.transport.abort()
+
+        def data_received(self, data: bytes) -> None:
+            if self.conn.their_state is h11.IDLE and self.header_timer is None:
+                self.arm()  # the next request on a kept-alive connection: a new deadline
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:
+                self.disarm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.disarm()
+            if self.drain_timer is not None:
+                self.drain_timer.cancel()
+                self.drain_timer = None
+            super().connection_lost(exc)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self.conn.their_state is h11.SEND_BODY and self.drain_timer is None:
+                # Answered before its body arrived (401, 429...): the rest of the body may
+                # still come, within the body deadline; then the connection is closed.
+                self.drain_timer = self.loop.call_later(body_timeout, self.body_late)
+
+        def body_late(self) -> None:
+            self.drain_timer = None
+            if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
+                self.transport.close()
+
+    return GuardedH11Protocol
+
+
 def is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -303,6 +581,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"refusing to bind {host}: only loopback by default. Pass --allow-remote "
                 "(and put a TLS proxy in front) to serve other machines"
             )
+        logging.config.dictConfig(LOG_CONFIG)  # from here on, every line on stderr is JSON
+        logging.captureWarnings(True)
         app = create_app(paths, params)
     except (ServeConfigError, FileNotFoundError) as error:
         print(f"serve: {error}", file=sys.stderr)
@@ -312,15 +592,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import uvicorn
 
-    print(f"serving on http://{host}:{port} (POST /predict, GET /health)", file=sys.stderr)
+    log.info("serving on http://%s:%s (POST /predict, GET /health)", host, port)
     uvicorn.run(
         app,
         host=host,
         port=port,
+        http=guarded_protocol(settings, logging.getLogger("audit")),
+        log_config=LOG_CONFIG,
         log_level="warning",
         access_log=False,
         server_header=False,
         date_header=False,
+        # The app applies serve.trusted_proxies itself; uvicorn's own proxy handling (which
+        # trusts 127.0.0.1, or FORWARDED_ALLOW_IPS, by default) stays off.
+        proxy_headers=False,
+        timeout_keep_alive=int(math.ceil(settings["keep_alive_seconds"])),
+        # connections past max_connections get 503 once no waiting connection can be dropped
+        limit_concurrency=int(settings["max_connections"]) + 1,
     )
     return 0
 

@@ -1,13 +1,16 @@
-"""Helpers for the guarded-inference tests: a scratch project root holding a verified model."""
+"""Helpers for the guarded-inference and integrity tests: a scratch project root holding a
+model saved, signed and locked as the pipeline leaves it."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from {{ cookiecutter.package_name }} import signing
 from {{ cookiecutter.package_name }}.config import Paths
 from {{ cookiecutter.package_name }}.data import LABEL
 from {{ cookiecutter.package_name }}.model_io import save_model
@@ -17,15 +20,58 @@ ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-0123456789abcdef"  # noqa: S105 - a throw-away token for local tests
 
 
+def trust_root(root: Path) -> signing.Keys:
+    """A key pair in root/keys, pinned in root's reference/model-signing-key.sha256, as
+    `make setup` leaves a project (the test's own pair: the project's key is not needed)."""
+    _, public, _ = signing.generate_keys(root / "keys")
+    signing.write_pin(signing.fingerprint(public), root)
+    return signing.find_keys(root)
+
+
+def lock_model(paths: Paths) -> None:
+    """Record the model files' md5 in paths.root/dvc.lock, as `dvc repro` does after train."""
+    lock_path = paths.root / "dvc.lock"
+    lock = yaml.safe_load(lock_path.read_text()) if lock_path.is_file() else None
+    lock = lock or {"schema": "2.0", "stages": {}}
+    outs = []
+    for file in (paths.model, paths.model_manifest, paths.model.with_suffix(".sig")):
+        data = file.read_bytes()
+        outs.append(
+            {
+                "path": file.relative_to(paths.root).as_posix(),
+                "hash": "md5",
+                "md5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
+                "size": len(data),
+            }
+        )
+    lock["stages"]["train"] = {"cmd": "python -m {{ cookiecutter.package_name }} train", "outs": outs}
+    lock_path.write_text(yaml.safe_dump(lock, sort_keys=False))
+
+
+def save_like_the_pipeline(model, paths: Paths) -> dict:
+    """Save, sign and lock `model` at paths.model the way the train stage and DVC do (keys
+    and a pin are created in paths.root first when it has none)."""
+    if signing.read_pin(paths.root) is None:
+        trust_root(paths.root)
+    record = save_model(model, paths.model, paths.model_manifest)
+    lock_model(paths)
+    return record
+
+
 def make_root(target: Path, train: pd.DataFrame, params: dict, **serve) -> Paths:
     """Copy params.yaml (with `serve` overrides) and the reference profile into `target`,
-    and save a freshly trained model there with its manifest, as the pipeline would."""
+    and save a freshly trained model there, signed and locked, as the pipeline would."""
     target.mkdir(parents=True, exist_ok=True)
     changed = {**params, "serve": {**params.get("serve", {}), **serve}}
     (target / "params.yaml").write_text(yaml.safe_dump(changed), encoding="utf-8")
-    shutil.copytree(ROOT / "reference", target / "reference", dirs_exist_ok=True)
+    shutil.copytree(
+        ROOT / "reference",
+        target / "reference",
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns(Path(signing.PIN_FILE).name),
+    )
     paths = Paths(target)
-    save_model(fit(train, params["train"]), paths.model, paths.model_manifest)
+    save_like_the_pipeline(fit(train, params["train"]), paths)
     return paths
 
 

@@ -1,10 +1,12 @@
 """Attacks on the HTTP service through Starlette's TestClient: no token, a flood, bad input,
-an oversized body. Each must be refused with the right status, and audited without values."""
+an oversized body, duplicate keys, a body not sent as JSON, forged proxy headers, probing for
+the allowed ranges. Each must be refused with the right status, and audited without values."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 import warnings
@@ -20,6 +22,7 @@ from {{ cookiecutter.package_name }}.config import load_params
 from {{ cookiecutter.package_name }}.serve import ServeConfigError, create_app
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+JSON = {**AUTH, "Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +126,7 @@ def test_nan_infinity_broken_json_and_big_batches_are_422(client, frames):
         )
         assert (done.status_code, done.json()["rule"]) == (422, rule), text[:80]
     for broken in (b"{not json", b"\xff\xfe", b"[" * 9000 + b"]" * 9000):
-        done = client.post("/predict", content=broken, headers=AUTH)
+        done = client.post("/predict", content=broken, headers=JSON)
         assert (done.status_code, done.json()["rule"]) == (422, "json"), broken[:10]
     done = client.post("/predict", json={"rows": [row] * 11}, headers=AUTH)
     assert (done.status_code, done.json()["rule"]) == (422, "batch_size")
@@ -133,13 +136,13 @@ def test_nan_infinity_broken_json_and_big_batches_are_422(client, frames):
 
 def test_an_oversized_body_is_413_even_without_content_length(client, frames):
     big = json.dumps({"rows": rows_of(frames[1], 1), "pad": "x" * 30000}).encode()
-    assert client.post("/predict", content=big, headers=AUTH).status_code == 413
+    assert client.post("/predict", content=big, headers=JSON).status_code == 413
 
     def chunks():
         for _ in range(40):
             yield b" " * 1000
 
-    assert client.post("/predict", content=chunks(), headers=AUTH).status_code == 413
+    assert client.post("/predict", content=chunks(), headers=JSON).status_code == 413
 
 
 def test_every_request_is_audited_without_input_values(client, frames, audit_lines):
@@ -210,3 +213,102 @@ def test_service_refuses_a_public_address_unless_asked(root):
         timeout=60,
     )
     assert done.returncode == 2 and "--allow-remote" in done.stderr
+
+
+def test_a_key_given_twice_is_422_whichever_would_win(client, frames, audit_lines):
+    """`"mean_radius": 1e300, ..., "mean_radius": 12.0`: parsers disagree on which one counts,
+    so neither does."""
+    row = rows_of(frames[1], 1)[0]
+    inner = json.dumps(row)[1:-1]
+    bodies = (
+        '{"rows": [{"mean_radius": 1e300, ' + inner + "}]}",
+        '{"rows": [{' + inner + ', "mean_radius": 12.0}]}',
+        '{"rows": [], "rows": [{' + inner + "}]}",
+    )
+    for body in bodies:
+        done = client.post("/predict", content=body, headers=JSON)
+        assert done.status_code == 422, body[:60]
+        assert done.json()["rule"] == "duplicate_key"
+        assert done.json()["field"] in {"mean_radius", "rows"}
+    assert json.loads(audit_lines[0])["rule"] == "duplicate_key"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "application/json; charset=utf-16"],
+)
+def test_a_body_not_sent_as_json_is_415(client, frames, content_type):
+    body = json.dumps({"rows": rows_of(frames[1], 1)})
+    headers = dict(AUTH)
+    if content_type:
+        headers["Content-Type"] = content_type
+    done = client.post("/predict", content=body, headers=headers)
+    assert done.status_code == 415, done.text
+    assert "application/json" in done.json()["message"]
+    ok = client.post(
+        "/predict",
+        content=body,
+        headers={**JSON, "Content-Type": "application/json; charset=utf-8"},
+    )
+    assert ok.status_code == 200
+
+
+def test_a_422_names_field_and_rule_but_keeps_the_range_for_the_audit_log(
+    root, client, frames, audit_lines
+):
+    """Probing out-of-range values must not read the reference profile off the answers."""
+    row = {**rows_of(frames[1], 1)[0], "mean_area": 1e7}
+    done = client.post("/predict", json={"rows": [row]}, headers=AUTH)
+    answer = done.json()
+    assert done.status_code == 422 and (answer["field"], answer["rule"]) == ("mean_area", "range")
+    assert "mean_area" in answer["message"] and "range" in answer["message"]
+    assert not re.search(r"\d\.\d|\[", answer["message"]), answer["message"]
+    audited = json.loads(audit_lines[-1])
+    assert audited["rule"] == "range" and "[" in audited["reason"], audited
+    params = load_params(root)
+    explained = create_app(
+        root, {**params, "serve": {**params["serve"], "explain_ranges": True}}, token=TOKEN
+    )
+    with TestClient(explained) as open_client:
+        done = open_client.post("/predict", json={"rows": [row]}, headers=AUTH)
+    assert re.search(r"\[-?\d", done.json()["message"]), done.json()
+
+
+def test_forged_forwarded_for_counts_only_from_a_listed_proxy(root, frames, audit_lines):
+    params = load_params(root)
+    body = {"rows": rows_of(frames[1], 1)}
+    limited = {**params["serve"], "rate_limit": "3/minute"}
+    app = create_app(root, {**params, "serve": limited}, token=TOKEN)
+    client = TestClient(app, client=("127.0.0.1", 50000))
+    codes = [
+        client.post(
+            "/predict", json=body, headers={**AUTH, "X-Forwarded-For": f"203.0.113.{i}"}
+        ).status_code
+        for i in range(6)
+    ]
+    assert codes == [200] * 3 + [429] * 3
+    assert {json.loads(line)["client"] for line in audit_lines} == {"127.0.0.1"}
+    audit_lines.clear()
+    proxied = {**limited, "trusted_proxies": ["10.0.0.0/8"]}
+    app = create_app(root, {**params, "serve": proxied}, token=TOKEN)
+    via_proxy = TestClient(app, client=("10.1.2.3", 50000))
+    for i in range(2):
+        headers = {**AUTH, "X-Forwarded-For": f"203.0.113.{i}"}
+        assert via_proxy.post("/predict", json=body, headers=headers).status_code == 200
+    assert [json.loads(line)["client"] for line in audit_lines] == ["203.0.113.0", "203.0.113.1"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("trusted_proxies", ["*"]),
+        ("trusted_proxies", "10.0.0.1"),
+        ("header_timeout_seconds", 0),
+        ("max_connections", 0),
+        ("explain_ranges", "yes"),
+    ],
+)
+def test_unsafe_or_broken_serve_settings_are_refused(root, setting, value):
+    params = load_params(root)
+    with pytest.raises(ServeConfigError, match=f"serve.{setting}"):
+        create_app(root, {**params, "serve": {**params["serve"], setting: value}}, token=TOKEN)

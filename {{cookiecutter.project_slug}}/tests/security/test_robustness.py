@@ -10,12 +10,12 @@ import json
 
 import pytest
 import yaml
+from serve_support import save_like_the_pipeline
 from sklearn.ensemble import ExtraTreesClassifier
 
 from {{ cookiecutter.package_name }} import robustness
 from {{ cookiecutter.package_name }}.config import Paths
 from {{ cookiecutter.package_name }}.data import LABEL
-from {{ cookiecutter.package_name }}.model_io import save_model
 from {{ cookiecutter.package_name }}.train import fit
 
 
@@ -72,7 +72,7 @@ def test_evaluate_fails_on_tight_thresholds_and_records_the_attacks_in_mlflow(
     paths.prepared.mkdir(parents=True)
     frames[0].to_csv(paths.train_csv, index=False)
     frames[1].to_csv(paths.test_csv, index=False)
-    save_model(model, paths.model, paths.model_manifest)
+    save_like_the_pipeline(model, paths)  # signed with a pinned key, named in dvc.lock
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
     # Recording a run points MLflow (and MLFLOW_TRACKING_URI) at this store, process-wide.

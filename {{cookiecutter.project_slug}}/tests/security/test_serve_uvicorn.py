@@ -1,16 +1,29 @@
-"""The real service: uvicorn on 127.0.0.1 in a subprocess, real HTTP requests, then stopped."""
+"""The real service: uvicorn on 127.0.0.1 in a subprocess, real sockets, then stopped.
+
+Attacks that only exist on a real server run here: forged X-Forwarded-For from a local
+client, a flood of connections that never finish their headers, a body trickled in byte by
+byte, garbage on the wire (whose warning must still be a JSON line), and a model the
+integrity checks refuse (the service must not start)."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
+from contextlib import ExitStack, contextmanager
 
 import httpx
 import pytest
-from serve_support import ROOT, TOKEN, make_root, rows_of
+from serve_support import ROOT, TOKEN, make_root, rows_of, save_like_the_pipeline
+
+from {{ cookiecutter.package_name }} import signing
+from {{ cookiecutter.package_name }}.train import fit
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def free_port() -> int:
@@ -19,61 +32,254 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path, frames, params):
-    root = make_root(tmp_path / "served", frames[0], params, rate_limit="3/minute")
+def service_env(root) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != signing.KEY_DIR_ENV}
+    env.update(PROJECT_ROOT=str(root.root), MODEL_API_TOKEN=TOKEN, PYTHONPATH=str(ROOT / "src"))
+    return env
+
+
+def serve_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "{{ cookiecutter.package_name }}", "serve", "--port", str(port)]
+
+
+@contextmanager
+def running_service(target, frames, params, **serve):
+    """(url, port, log) of a service over a fresh project root at `target` with these
+    settings, stopped on exit."""
+    root = make_root(target / "served", frames[0], params, **serve)
     port = free_port()
-    env = {
-        **os.environ,
-        "PROJECT_ROOT": str(root.root),
-        "MODEL_API_TOKEN": TOKEN,
-        "PYTHONPATH": str(ROOT / "src"),
-    }
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "{{ cookiecutter.package_name }}", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()
-            try:  # a TCP connect, not a request: no request may use up the rate limit
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "server did not start in 60 s"
-                time.sleep(0.2)
-        yield url, tmp_path / "server.log"
-    finally:
-        process.terminate()
+    log_path = target / "server.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            serve_command(port), cwd=ROOT, env=service_env(root), stdout=log, stderr=log
+        )
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+            deadline = time.monotonic() + 60
+            while True:
+                assert process.poll() is None, log_path.read_text()
+                try:  # a TCP connect, not a request: no request may use up the rate limit
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "server did not start in 60 s"
+                    time.sleep(0.2)
+            yield f"http://127.0.0.1:{port}", port, log_path
+        finally:
+            stop(process)
 
 
-def test_real_server_enforces_token_input_and_rate_limit(server, frames):
-    url, log = server
-    auth = {"Authorization": f"Bearer {TOKEN}"}
+@pytest.fixture
+def start(tmp_path, frames, params):
+    """start(**serve) -> (url, port, log): a service of this test's own."""
+    with ExitStack() as stack:
+        yield lambda **serve: stack.enter_context(
+            running_service(tmp_path, frames, params, **serve)
+        )
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory, frames, params):
+    """One service with short deadlines for the slow-client tests (it starts in seconds)."""
+    with running_service(
+        tmp_path_factory.mktemp("guarded"),
+        frames,
+        params,
+        header_timeout_seconds=2,
+        body_timeout_seconds=1,
+        rate_limit="1000/minute",
+    ) as service:
+        yield service
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def wait_for(log, text: str, seconds: float = 10) -> str:
+    """The log once it holds `text` (audit lines are written just after the answer)."""
+    deadline = time.monotonic() + seconds
+    while text not in (content := log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return content
+
+
+def audit_records(log) -> list[dict]:
+    return [r for r in map(json.loads, log.read_text().splitlines()) if "status" in r]
+
+
+def test_real_server_enforces_token_input_and_rate_limit(start, frames):
+    url, _, log = start(rate_limit="3/minute")
     rows = rows_of(frames[1], 2)
     with httpx.Client(base_url=url, timeout=30) as client:
         assert client.post("/predict", json={"rows": rows}).status_code == 401
-        bad = client.post("/predict", json={"rows": [{**rows[0], "mean_area": -5e6}]}, headers=auth)
+        bad = client.post("/predict", json={"rows": [{**rows[0], "mean_area": -5e6}]}, headers=AUTH)
         assert bad.status_code == 422 and bad.json()["field"] == "mean_area"
-        good = client.post("/predict", json={"rows": rows}, headers=auth)
+        good = client.post("/predict", json={"rows": rows}, headers=AUTH)
         assert good.status_code == 200 and len(good.json()["predictions"]) == 2
-        flooded = client.post("/predict", json={"rows": rows}, headers=auth)
+        flooded = client.post("/predict", json={"rows": rows}, headers=AUTH)
         assert flooded.status_code == 429 and int(flooded.headers["retry-after"]) >= 1
         assert "server" not in flooded.headers
-    deadline = time.monotonic() + 10  # the audit line is written just after the answer is sent
-    while '"status": 429' not in (text := log.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    text = wait_for(log, '"status": 429')
     assert text.count('"status": 429') == 1 and text.count('"status": 401') == 1
     assert str(rows[0]["mean_radius"]) not in text
+
+
+def test_forged_forwarded_for_from_a_local_client_does_not_raise_its_limit(start, frames):
+    """uvicorn believes X-Forwarded-For from 127.0.0.1 by default; this service believes it
+    only from serve.trusted_proxies (none), so the limit and the audit log see the real peer."""
+    url, _, log = start(rate_limit="5/minute")
+    body = {"rows": rows_of(frames[1], 1)}
+    with httpx.Client(base_url=url, timeout=30) as client:
+        codes = [
+            client.post(
+                "/predict",
+                json=body,
+                headers={**AUTH, "X-Forwarded-For": f"198.51.100.{i}", "X-Real-IP": "1.2.3.4"},
+            ).status_code
+            for i in range(12)
+        ]
+    assert codes == [200] * 5 + [429] * 7
+    wait_for(log, '"status": 429')
+    time.sleep(0.3)
+    assert {r["client"] for r in audit_records(log)} == {"127.0.0.1"}
+
+
+def test_a_flood_of_unfinished_headers_neither_locks_out_a_client_nor_stays_open(guarded, frames):
+    """200 connections that send half a request and wait: a normal client is still answered
+    within 1 s, and every half-open connection is cut at serve.header_timeout_seconds."""
+    url, port, log = guarded
+    with ExitStack() as stack:
+        slow = []
+        for _ in range(200):
+            sock = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=5))
+            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: localhost\r\nX-Slow: 1")
+            slow.append(sock)
+        started = time.monotonic()
+        with httpx.Client(base_url=url, timeout=1.0) as client:
+            answer = client.post("/predict", json={"rows": rows_of(frames[1], 1)}, headers=AUTH)
+        assert answer.status_code == 200 and time.monotonic() - started < 1.0
+        deadline = time.monotonic() + 10
+        open_ones = list(slow)
+        while open_ones and time.monotonic() < deadline:
+            for sock in list(open_ones):
+                sock.settimeout(max(0.05, deadline - time.monotonic()))
+                try:
+                    if sock.recv(1024) == b"":
+                        open_ones.remove(sock)
+                except (ConnectionResetError, BrokenPipeError):
+                    open_ones.remove(sock)
+                except TimeoutError:
+                    break
+        assert not open_ones, f"{len(open_ones)} half-open connections still open after 10 s"
+    rules = {r.get("rule") for r in audit_records(log)}
+    assert {"header_timeout", "max_connections"} & rules, rules
+
+
+def test_a_body_trickled_in_is_cut_off_with_408(guarded, frames):
+    url, port, _ = guarded
+    body = json.dumps({"rows": rows_of(frames[1], 1)}).encode()
+    head = (
+        f"POST /predict HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head)
+        answer = b""
+        for byte in body[:40]:  # one byte every 0.1 s: the whole body would take minutes
+            try:
+                sock.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            time.sleep(0.1)
+        try:
+            while chunk := sock.recv(4096):
+                answer += chunk
+        except (ConnectionResetError, TimeoutError):
+            pass
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert time.monotonic() - started < 6
+    with httpx.Client(base_url=url, timeout=5) as client:  # and the service still answers
+        assert client.get("/health").status_code == 200
+
+
+def test_every_line_the_service_writes_is_json(guarded, frames):
+    """Audit lines, uvicorn's own warnings (here: a request that is not HTTP), start-up,
+    cut connections: the stdout and stderr of the service hold JSON lines only."""
+    url, port, log = guarded
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"\x16\x03\x01 this is not HTTP\r\n\r\n")
+        sock.recv(1024)
+    with httpx.Client(base_url=url, timeout=30) as client:
+        client.post("/predict", json={"rows": rows_of(frames[1], 1)}, headers=AUTH)
+        client.post("/predict", content=b"rows=1", headers=AUTH)
+    text = wait_for(log, '"status": 415')
+    text = wait_for(log, "Invalid HTTP request")
+    lines = text.splitlines()
+    assert len(lines) >= 4
+    for line in lines:
+        json.loads(line)  # raises on the first line that is not JSON
+    assert any("Invalid HTTP request" in json.loads(line).get("message", "") for line in lines)
+
+
+def swap_keys(root, frames, params):
+    """keys/ replaced by the attacker's own pair, a model of theirs signed with it."""
+    from {{ cookiecutter.package_name }} import model_io
+
+    shutil.rmtree(root.root / "keys")
+    signing.generate_keys(root.root / "keys")
+    model_io.sio.dump(fit(frames[0], {**params["train"], "C": 0.01}), root.model)
+    signing.sign(root.model, signing.find_keys(root.root))
+    record = json.loads(root.model_manifest.read_text())
+    record["sha256"] = model_io.sha256_file(root.model)
+    root.model_manifest.write_text(json.dumps(record))
+
+
+def roll_back(root, frames, params):
+    old = root.root / "old"
+    shutil.copytree(root.models, old)
+    save_like_the_pipeline(fit(frames[0], {**params["train"], "C": 0.01}), root)
+    for name in ("model.skops", "model.json", "model.sig"):
+        shutil.copy2(old / name, root.models / name)
+
+
+def delete_public_key(root, frames, params):
+    shutil.rmtree(root.root / "keys")
+
+
+@pytest.mark.parametrize(
+    ("attack", "expected"),
+    [
+        (delete_public_key, "no public key"),
+        (swap_keys, "pins"),
+        (roll_back, "dvc.lock records md5"),
+        ("empty key folder", "no public key"),
+    ],
+    ids=["deleted-public-key", "swapped-key-folder", "rollback", "empty-key-folder"],
+)
+def test_the_service_refuses_to_start_on_a_model_it_cannot_trust(
+    tmp_path, frames, params, attack, expected
+):
+    root = make_root(tmp_path / "served", frames[0], params)
+    env = service_env(root)
+    if attack == "empty key folder":
+        (tmp_path / "empty").mkdir()
+        env[signing.KEY_DIR_ENV] = str(tmp_path / "empty")
+    else:
+        attack(root, frames, params)
+    done = subprocess.run(
+        serve_command(free_port()),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert expected in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
