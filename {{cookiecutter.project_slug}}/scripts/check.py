@@ -49,9 +49,8 @@ def stream(target: str) -> tuple[int, str, float]:
         text=True,
         bufsize=1,
     ) as process:
-        assert process.stdout is not None
         output = []
-        for line in process.stdout:
+        for line in process.stdout or ():
             print(line, end="", flush=True)
             output.append(line)
     return process.returncode, "".join(output), time.monotonic() - start
@@ -77,24 +76,23 @@ def main() -> int:
 
     # The security gates read the tree, never the tests' scratch copies: they run beside the
     # tests (the machine's second core) and their output is held back until the tests end.
-    log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
-    start = time.monotonic()
-    security = subprocess.Popen(  # nosec B603 - fixed arguments
-        [MAKE, "--no-print-directory", "security"],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    heading(2, "test", "unit, integration and security tests (report: reports/junit.xml)")
-    record("test", *stream("test"))
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as log:
+        start = time.monotonic()
+        security = subprocess.Popen(  # nosec B603 - fixed arguments
+            [MAKE, "--no-print-directory", "security"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        heading(2, "test", "unit, integration and security tests (report: reports/junit.xml)")
+        record("test", *stream("test"))
 
-    heading(3, "security", "bandit, secrets, audit, models, sbom, ci (ran beside the tests)")
-    code = security.wait()
-    seconds = time.monotonic() - start
-    log.seek(0)
-    output = log.read()
-    log.close()
+        heading(3, "security", "bandit, secrets, audit, models, sbom, ci (ran beside the tests)")
+        code = security.wait()
+        seconds = time.monotonic() - start
+        log.seek(0)
+        output = log.read()
     print(output, end="", flush=True)
     gates = gate_verdicts(output)
     audit_not_run = gates.get("audit") == "NOT RUN"

@@ -41,8 +41,10 @@ def diff(old: str, new: str | None) -> dict[str, Any] | None:
         reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
         print(f"compare: dvc exp diff {old} {new or ''} failed: {reason}", file=sys.stderr)
         if "dvc.lock" in done.stderr or "failed to load" in done.stderr:
-            print("compare: commit dvc.lock after a run you accept, then compare against it",
-                  file=sys.stderr)
+            print(
+                "compare: commit dvc.lock after a run you accept, then compare against it",
+                file=sys.stderr,
+            )
         return None
     return json.loads(done.stdout or "{}")
 
@@ -67,8 +69,7 @@ def show(title: str, changes: dict[str, Any]) -> None:
         change = values.get("diff")
         delta = f"  ({change:+.6g})" if isinstance(change, (int, float)) else ""
         print(
-            f"    {key:<{width}}  {number(values.get('old'))} -> {number(values.get('new'))}"
-            f"{delta}"
+            f"    {key:<{width}}  {number(values.get('old'))} -> {number(values.get('new'))}{delta}"
         )
 
 

@@ -31,23 +31,29 @@ PACKAGES = {
     "vega": (
         "6.4.0",
         "package/build/vega.min.js",
-        "sha512-rHXCq2LpEWCLMjXBEj7hocY9G0/i5TGYRayGGSj06VTF4+l2IG2Z7oeZKCjWbUh/7hTE/mVhbaOPB72wCElh6g==",
+        "sha512-rHXCq2LpEWCLMjXBEj7hocY9G0/i5TGYRayGGSj06VTF4+l2IG2Z7oeZKCjWbUh/7hTE/mVhbaOPB72wCElh6g==",  # noqa: E501  # pragma: allowlist secret
         "BSD-3-Clause",
     ),
     "vega-lite": (
         "6.5.0",
         "package/build/vega-lite.min.js",
-        "sha512-fMXF6s0MrIg0UTWnLIfeFtgSLzVhyzSKobzGrh5rhS+mL6FOYFG3m7ouJ4U23gj65EK+gl9FIIT5w7wLNaAzkA==",
+        "sha512-fMXF6s0MrIg0UTWnLIfeFtgSLzVhyzSKobzGrh5rhS+mL6FOYFG3m7ouJ4U23gj65EK+gl9FIIT5w7wLNaAzkA==",  # noqa: E501  # pragma: allowlist secret
         "BSD-3-Clause",
     ),
     "vega-embed": (
         "7.3.0",
         "package/build/vega-embed.min.js",
-        "sha512-wQ8s5GaSzqoKgmRfbRolgBrjE2CP7ZKHXqH7NijxMqPjpdWxSs4Dn8tvp9g0giQvh2cK+3p56sxjWWM0wNngGw==",
+        "sha512-wQ8s5GaSzqoKgmRfbRolgBrjE2CP7ZKHXqH7NijxMqPjpdWxSs4Dn8tvp9g0giQvh2cK+3p56sxjWWM0wNngGw==",  # noqa: E501  # pragma: allowlist secret
         "BSD-3-Clause",
     ),
 }
 
+# Nothing may be fetched from anywhere; vega compiles expressions with Function ('unsafe-eval');
+# the PNG plots DVC copies beside the page are files.
+CSP = (
+    "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+    "img-src 'self' file: data: blob:; font-src data:"
+)
 # DVC fills {plot_divs} (and {refresh_tag}); there is deliberately no {scripts} placeholder,
 # where DVC would put its <script src="https://cdn.jsdelivr.net/..."> tags.
 PAGE = """<!DOCTYPE html>
@@ -55,7 +61,7 @@ PAGE = """<!DOCTYPE html>
 <head>
 <meta charset="utf-8">
 {refresh_tag}
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; img-src 'self' file: data: blob:; font-src data:">
+<meta http-equiv="Content-Security-Policy" content="CSP">
 <title>Plots</title>
 <style>
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
@@ -104,8 +110,11 @@ def fetch(name: str, version: str, folder: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--update-integrity", action="store_true",
-                        help="print the integrity of each tarball instead of checking it")
+    parser.add_argument(
+        "--update-integrity",
+        action="store_true",
+        help="print the integrity of each tarball instead of checking it",
+    )
     args = parser.parse_args(argv)
     scripts, notices = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,25 +124,32 @@ def main(argv: list[str] | None = None) -> int:
             if args.update_integrity:
                 print(f"{name}@{version}: {found}")
             elif found != expected:
-                sys.exit(f"build_template: {name}@{version} integrity {found} is not the pinned "
-                         f"{expected}; refusing it")
+                sys.exit(
+                    f"build_template: {name}@{version} integrity {found} is not the pinned "
+                    f"{expected}; refusing it"
+                )
             with tarfile.open(tarball) as archive:
                 meta = json.load(archive.extractfile("package/package.json"))  # type: ignore[arg-type]
                 code = archive.extractfile(bundle).read().decode("utf-8")  # type: ignore[union-attr]
                 licence_text = archive.extractfile("package/LICENSE").read().decode("utf-8")  # type: ignore[union-attr]
             if meta.get("license") != licence:
-                sys.exit(f"build_template: {name}@{version} is licensed {meta.get('license')!r}, "
-                         f"not {licence}; review it before inlining")
+                sys.exit(
+                    f"build_template: {name}@{version} is licensed {meta.get('license')!r}, "
+                    f"not {licence}; review it before inlining"
+                )
             if "</script" in code.lower() or "{plot_divs}" in code:
                 sys.exit(f"build_template: {name}'s bundle cannot be inlined as it is")
             scripts.append(f"<script>/* {name}@{version} ({licence}) */\n{code}\n</script>")
-            notices.append(f"## {name} {version} ({licence})\n\n```text\n{licence_text.strip()}\n```\n")
+            notices.append(
+                f"## {name} {version} ({licence})\n\n```text\n{licence_text.strip()}\n```\n"
+            )
     if args.update_integrity:
         return 0
     page = (
         PAGE.replace("VEGA_LITE", PACKAGES["vega-lite"][0])
         .replace("VEGA_EMBED", PACKAGES["vega-embed"][0])
         .replace("VEGA", PACKAGES["vega"][0])
+        .replace('content="CSP"', f'content="{CSP}"')
         .replace("INLINE_SCRIPTS", "\n".join(scripts))
     )
     TEMPLATE.write_text(page, encoding="utf-8")
