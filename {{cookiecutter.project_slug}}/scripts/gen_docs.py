@@ -538,7 +538,9 @@ def declared_plots(root: Path) -> list[str]:
     ] + list(pipeline.get("plots") or [])
     names = []
     for entry in entries:
-        for name in [entry] if isinstance(entry, str) else list(entry) if isinstance(entry, dict) else []:
+        for name in (
+            [entry] if isinstance(entry, str) else list(entry) if isinstance(entry, dict) else []
+        ):
             folder = root / name
             found = sorted(folder.rglob("*")) if folder.is_dir() else [folder]
             names += [p.relative_to(root).as_posix() for p in found if p.is_file() or p == folder]
