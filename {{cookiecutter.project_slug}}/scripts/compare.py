@@ -29,8 +29,8 @@ def dvc(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def number(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
+    if isinstance(value, float):  # 1.0 stays 1.0; long fractions are rounded
+        return repr(value) if len(repr(value)) <= 10 else f"{value:.6g}"
     return "-" if value is None else str(value)
 
 
