@@ -86,7 +86,7 @@ def test_a_parameter_change_is_compared_with_head_without_hashes(committed_copy)
     assert re.search(r"^  C: 1\.0\b", text, re.M)
     params.write_text(re.sub(r"^  C: 1\.0\b", "  C: 0.05", text, flags=re.M), encoding="utf-8")
     done = run(["make", "pipeline"], copy)
-    for hint in ("git add dvc.lock", "dvc push", "core.autostage"):  # DVC's hints are quiet
+    for hint in ("To track the changes with git", "core.autostage", "Use `dvc push`"):
         assert hint not in done.stdout + done.stderr, hint
     assert "make compare" in done.stdout
     bin_dir = str(copy / ".venv" / "bin")
@@ -134,10 +134,10 @@ def test_plots_diff_against_head_renders_offline_with_both_revisions(committed_c
     if not browser:
         pytest.skip("chromium is not installed (apt-get install chromium)")
     probe = (copy / "dvc_plots" / "probe.html")
-    probe.write_text(html.replace("</body>", "<script>window.addEventListener('load', () => "
-                     "setTimeout(() => document.body.dataset.drawn = document.querySelectorAll("
-                     "'.vega-embed canvas, .vega-embed svg').length, 500));</script></body>"),
-                     encoding="utf-8")
+    head, end, tail = html.rpartition("</body>")  # the inlined vega code holds one too
+    probe.write_text(head + "<script>setInterval(() => document.body.dataset.drawn = document"
+                     ".querySelectorAll('.vega-embed canvas, .vega-embed svg').length, 100);"
+                     "</script>" + end + tail, encoding="utf-8")
     flags = [browser, "--headless", "--no-sandbox", "--disable-gpu",
              "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}"]
     dom = run([*flags, "--virtual-time-budget=8000", "--dump-dom", probe.as_uri()], tmp_path,
@@ -160,7 +160,7 @@ def test_make_ui_serves_on_the_port_given(piped_project):
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                           start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # a loaded 2-core machine: MLflow starts slowly
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
@@ -169,7 +169,7 @@ def test_make_ui_serves_on_the_port_given(piped_project):
                 break
             except OSError:
                 assert ui.poll() is None, "make ui exited"
-                assert time.monotonic() < deadline, f"nothing answered on {port} within 120 s"
+                assert time.monotonic() < deadline, f"nothing answered on {port} within 300 s"
                 time.sleep(0.5)
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
