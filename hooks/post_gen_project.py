@@ -40,6 +40,23 @@ def git(*args):
     return subprocess.run(["git", *args], capture_output=True, text=True, check=False)  # nosec B603 B607
 
 
+def next_steps():
+    """The first commands for the chosen options, printed once after generation."""
+    steps = [f"cd {os.getcwd()}", "make setup        # .venv with the hash-pinned lock (needs PyPI)"]
+    if TRACKING == "server":
+        steps += [
+            "make team-env     # .env with new random passwords for the team stack",
+            "make team-up      # PostgreSQL, MinIO and the MLflow server (needs docker compose)",
+            "make team-check   # the tracking server and the DVC remote accept our credentials",
+        ]
+    steps += [
+        "make pipeline     # prepare -> validate -> train -> evaluate, tracked in MLflow",
+        "git add dvc.lock && git commit -m 'First run'   # the run to compare against",
+        "make check        # docs, tests, security gates, controls",
+    ]
+    print("Next steps:\n" + "\n".join("  " + step for step in steps))
+
+
 def first_commit():
     try:
         if git("init", "--quiet", "--initial-branch=main").returncode != 0:
@@ -67,3 +84,4 @@ if __name__ == "__main__":
     for path in REMOVE[("ci_provider", CI_PROVIDER)] + REMOVE[("tracking", TRACKING)]:
         remove(path)
     first_commit()
+    next_steps()

@@ -66,14 +66,29 @@ def render(controls: list[dict]) -> str:
     for risk, _ in gen.GUIDE_RISKS:
         ids = [c["id"] for c in controls if risk in gen.guide_risks_of(str(c.get("guide_risk") or ""))]
         lines.append(f"| {risk} | {', '.join(ids) if ids else 'not covered yet'} |")
+    # Four short columns only: the paths and test ids (long words without spaces) are listed
+    # per control below, where they have the page's width (readable at 1280 px).
     lines += ["", "## Every control", "",
-              "| Control | What it does | Guide risk | AI Exchange control | Implemented in | Proved by |",
-              "|---|---|---|---|---|---|"]
+              "| Control | What it does | Guide risk | AI Exchange control |",
+              "|---|---|---|---|"]
     for c in controls:
-        files = "<br>".join(f"`{f}`" for f in c.get("files") or []) or "-"
-        tests = "<br>".join(f"`{t}`" for t in c.get("tests") or []) or "-"
-        lines.append(f"| **{c['id']}** | {gen.cell(c.get('title'))} | {gen.cell(c.get('guide_risk'))} "
-                     f"| {gen.exchange_link(str(c.get('exchange') or ''))} | {files} | {tests} |")
+        lines.append(f"| [**{c['id']}**](#{c['id'].lower()}) | {gen.cell(c.get('title'))} "
+                     f"| {gen.cell(c.get('guide_risk'))} "
+                     f"| {gen.exchange_link(str(c.get('exchange') or ''))} |")
+    lines += ["", "## Evidence of each control", "",
+              "What implements each control and the tests that prove it (the tests `make "
+              "controls` requires to pass).", ""]
+    for c in controls:
+        lines += [f"### {c['id']}", "", "Implemented in:", ""]
+        lines += [f"- `{f}`" for f in c.get("files") or []] or ["- nothing listed"]
+        lines += ["", "Proved by:", ""]
+        by_file: dict[str, list[str]] = {}
+        for test in c.get("tests") or []:
+            path, _, name = str(test).partition("::")
+            by_file.setdefault(path, []).append(name)
+        lines += [f"- `{path}`: " + ", ".join(f"`{name}`" for name in names)
+                  for path, names in by_file.items()] or ["- nothing listed"]
+        lines.append("")
     lines += ["", f"{len(controls)} controls. Paths are relative to the generated repository; "
               "`secure_ml_project` is the package name of the default answers.", ""]
     return "\n".join(lines)

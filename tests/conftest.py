@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import os
-import sys
 import shutil
+import sys
 import subprocess
 from pathlib import Path
 
 import pytest
 
 TEMPLATE = Path(__file__).resolve().parents[1]
-# cookiecutter.json names a Jinja extension of the template's own (secure_ml_jinja_cache.py):
-# cookiecutter puts the template folder on sys.path to load it, but pytest-cookies reads the
-# answers before calling cookiecutter, so the folder must be importable here too.
-sys.path.append(str(TEMPLATE))
 
 
 @pytest.fixture

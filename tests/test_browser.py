@@ -138,3 +138,56 @@ def test_stale_docs_fail_the_projects_own_test(docs_project):
     finally:
         metrics.write_text(original, encoding="utf-8")
     run(check, docs_project)
+
+
+MEASURE = """<script>
+window.addEventListener('load', () => {
+  const content = document.querySelector('.md-content').getBoundingClientRect();
+  const cells = [...document.querySelectorAll('.md-content table td')];
+  const codes = [...document.querySelectorAll('.md-content code')];
+  document.body.dataset.layout = JSON.stringify({
+    viewport: window.innerWidth,
+    pageWidth: document.documentElement.scrollWidth,
+    narrowestCell: Math.min(...cells.map(c => c.getBoundingClientRect().width)),
+    cells: cells.length,
+    codes: codes.length,
+    // a path or test id (no spaces) drawn on more than one line was cut mid-word
+    broken: codes.filter(c => !/\\s/.test(c.textContent.trim()) && c.getClientRects().length > 1)
+                 .map(c => c.textContent),
+    overflowing: codes.filter(c => c.getBoundingClientRect().right > content.right + 1)
+                      .map(c => c.textContent),
+  });
+});
+</script>"""
+
+
+def test_template_controls_map_is_readable_at_1280_px(tmp_path):
+    """The template site's guide-to-controls map at 1280 px: no table cell squeezed to a few
+    characters, no evidence line running past the content column; a screenshot is kept."""
+    browser = chromium()
+    out = tmp_path / "site"
+    run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)], TEMPLATE,
+        env={"NO_MKDOCS_2_WARNING": "1"}, timeout=300)
+    page_file = out / "controls" / "index.html"
+    measured = page_file.with_name("measured.html")
+    measured.write_text(page_file.read_text(encoding="utf-8").replace("</body>", MEASURE + "</body>"),
+                        encoding="utf-8")
+    flags = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+             "--window-size=1280,2400"]
+    dom = run([*flags, "--virtual-time-budget=5000", "--dump-dom", measured.as_uri()], tmp_path,
+              timeout=180).stdout
+    found = re.search(r'data-layout="([^"]+)"', dom)
+    assert found, dom[:2000]
+    layout = json.loads(found.group(1).replace("&quot;", '"'))
+    assert layout["viewport"] == 1280, layout
+    assert layout["cells"] >= 14 and layout["codes"] >= 14, layout
+    assert layout["narrowestCell"] >= 80, layout
+    assert layout["pageWidth"] <= 1280, layout
+    assert layout["broken"] == [], layout
+    assert layout["overflowing"] == [], layout
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "template-controls-map-1280.png"
+    shot.unlink(missing_ok=True)
+    run([*flags, f"--screenshot={shot}", page_file.as_uri()], tmp_path, timeout=180)
+    assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 10_000

@@ -145,3 +145,66 @@ def test_only_a_passing_test_proves_a_control(installed_project, tmp_path):
     assert table["SKIPPING"] == "FAILED: tests/test_x.py::test_skipped (skipped)"
     assert table["XFAILING"] == "FAILED: tests/test_x.py::test_xfail (skipped)"
     assert table["FAILING"] == "FAILED: tests/test_x.py::test_fail (failed)"
+
+
+def test_controls_take_outcomes_from_the_test_report_and_run_only_what_it_lacks(
+    installed_project, tmp_path
+):
+    """`make check` runs each test once: controls.py reads reports/junit.xml of `make test`;
+    a proving test missing from it runs here; a stale report (older than a listed file) is
+    not trusted; a failure in the report fails the control without a second run."""
+    import os
+    import time
+
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "impl.py").write_text("X = 1\n")
+    (tmp_path / "tests/test_x.py").write_text(
+        "from pathlib import Path\n\n"
+        "def mark(name):\n"
+        "    with open(Path(__file__).parent.parent / 'runs.txt', 'a') as out:\n"
+        "        out.write(name + '\\n')\n\n"
+        "def test_pass():\n    mark('pass')\n\n"
+        "def test_other():\n    mark('other')\n\n"
+        "def test_fail():\n    mark('fail')\n    assert False\n"
+    )
+    registry = {"controls": [
+        {"id": ident, "title": "t", "guide_risk": "Data poisoning",
+         "exchange": "DATA QUALITY CONTROL", "files": ["impl.py"],
+         "tests": [f"tests/test_x.py::{name}" for name in names]}
+        for ident, names in {"PASSING": ["test_pass", "test_other"],
+                             "FAILING": ["test_fail"]}.items()]}
+    (tmp_path / "controls.yaml").write_text(yaml.safe_dump(registry, sort_keys=False))
+    python = str(installed_project / ".venv/bin/python")
+    script = str(installed_project / "scripts/controls.py")
+    runs = tmp_path / "runs.txt"
+
+    def controls():
+        runs.unlink(missing_ok=True)
+        done = run([python, script, "--root", str(tmp_path)], tmp_path, check=False)
+        ran = sorted(runs.read_text().split()) if runs.is_file() else []
+        return done, rows(done.stdout), ran
+
+    # The report of a test run that left out test_other: only test_other runs again.
+    (tmp_path / "reports").mkdir()
+    run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "not other",
+         "--junitxml=reports/junit.xml", "tests"], tmp_path, check=False)
+    done, table, ran = controls()
+    assert ran == ["other"], done.stdout
+    assert "2 proving test(s) taken from reports/junit.xml" in done.stdout
+    assert "running 1 proving test(s) here (not in the report)" in done.stdout
+    assert table == {"PASSING": "ok", "FAILING": "FAILED: tests/test_x.py::test_fail (failed)"}
+    assert done.returncode == 1
+
+    # A listed file changed after the report: nothing is taken from it, everything runs.
+    later = time.time() + 5
+    os.utime(tmp_path / "impl.py", (later, later))
+    done, table, ran = controls()
+    assert ran == ["fail", "other", "pass"], done.stdout
+    assert "reports/junit.xml is older than impl.py" in done.stdout
+    assert table["PASSING"] == "ok"
+
+    # No report at all: the same, and the line says how to reuse one.
+    (tmp_path / "reports/junit.xml").unlink()
+    done, table, ran = controls()
+    assert ran == ["fail", "other", "pass"]
+    assert "no reports/junit.xml: run make test first" in done.stdout

@@ -30,7 +30,7 @@ def site_copy(tmp_path: Path) -> Path:
     """The files the root site is built from, in a scratch folder."""
     root = tmp_path / "template"
     root.mkdir()
-    for name in ("mkdocs.yml", "cookiecutter.json", "secure_ml_jinja_cache.py"):
+    for name in ("mkdocs.yml", "cookiecutter.json"):
         shutil.copy2(TEMPLATE / name, root / name)
     for name in ("docs", "benchmarks"):
         if (TEMPLATE / name).is_dir():

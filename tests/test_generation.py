@@ -152,30 +152,35 @@ def test_without_git_the_project_is_still_generated_and_the_hook_says_so(tmp_pat
     assert not (project / ".gitlab-ci.yml").exists(), "the removals ran before the git step"
 
 
-def test_compiled_files_are_cached_privately_and_an_edited_file_is_compiled_again(tmp_path):
-    template = tmp_path / "template"
-    source = Path(__file__).resolve().parents[1]
-    template.mkdir()
-    for name in ("cookiecutter.json", "secure_ml_jinja_cache.py"):
-        shutil.copy(source / name, template / name)
-    for folder in ("hooks", "{{cookiecutter.project_slug}}"):
-        shutil.copytree(source / folder, template / folder)
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+def test_generation_writes_nothing_into_the_home_folder(tmp_path):
+    """A generator writes only where it is told: with HOME (and the XDG folders under it)
+    pointing at an empty folder, that folder is still empty afterwards."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home)}
+    for name in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+        env.pop(name, None)
+    # git reads its identity from HOME: give it one through the environment instead.
+    env.update(GIT_AUTHOR_NAME="T", GIT_AUTHOR_EMAIL="t@example.com",
+               GIT_COMMITTER_NAME="T", GIT_COMMITTER_EMAIL="t@example.com")
+    template = str(Path(__file__).resolve().parents[1])
 
-    def generate(out):
-        done = subprocess.run([sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(out),
-                               str(template)], capture_output=True, text=True, env=env, check=False)
+    def generate(out, extra=None):
+        done = subprocess.run([sys.executable, "-m", "cookiecutter", "--no-input", "-o",
+                               str(out), template], capture_output=True, text=True,
+                              env={**env, **(extra or {})}, check=False)
         assert done.returncode == 0, done.stderr
-        return (out / "secure-ml-project" / "README.md").read_text(encoding="utf-8")
+        assert (out / "secure-ml-project" / "pyproject.toml").is_file()
+        return sorted(p.relative_to(home).as_posix() for p in home.rglob("*"))
 
-    generate(tmp_path / "first")
-    cache = tmp_path / "cache" / "secure-ml-template" / "jinja"
-    assert len(list(cache.iterdir())) > 20
-    assert cache.stat().st_mode & 0o777 == 0o700
-    readme = template / "{{cookiecutter.project_slug}}" / "README.md"
-    readme.write_text(readme.read_text(encoding="utf-8") + "Edited for {{ cookiecutter.project_name }}\n",
-                      encoding="utf-8")
-    assert generate(tmp_path / "second").endswith("Edited for Secure ML Project\n")
+    # cookiecutter's own replay record is the only thing it keeps (its replay_dir setting
+    # moves it); the template itself writes nothing there: no cache, no config.
+    config = tmp_path / "cookiecutter.yaml"
+    config.write_text(f"replay_dir: {tmp_path / 'replay'}\n", encoding="utf-8")
+    assert generate(tmp_path / "out1", {"COOKIECUTTER_CONFIG": str(config)}) == []
+    assert (tmp_path / "replay").is_dir()
+    left = generate(tmp_path / "out2")
+    assert left and all(p.startswith(".cookiecutter_replay") for p in left), left
 
 
 def test_lock_pins_every_dependency_with_hashes(bake):

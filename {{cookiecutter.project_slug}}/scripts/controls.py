@@ -3,8 +3,12 @@
 1. The registry itself is checked: every entry has exactly the fields id, title, guide_risk,
    exchange, files and tests; ids are unique; `exchange` is an OWASP AI Exchange control name.
 2. Every listed file must exist, and every listed test must exist in its test file.
-3. All proving tests run in ONE pytest session; a control is `ok` only when each of its tests
-   ran and passed (a skipped or unrun test proves nothing).
+3. The proving tests' outcomes come from the JUnit report of the last `make test`
+   (reports/junit.xml), so `make check` runs each test once. The report is used only when it
+   is newer than every test file, source file and listed file it covers; a proving test that
+   is missing from it (or every test, when the report is stale or absent) runs here, in ONE
+   pytest session. A control is `ok` only when each of its tests ran and passed (a skipped or
+   unrun test proves nothing).
 4. A table (control, AI Exchange name, status) is printed; the exit code is 0 only when every
    control is ok (1 when a control fails or misses evidence, 2 when the registry is invalid).
 
@@ -22,6 +26,8 @@ import ast
 import os
 import re
 import sys
+import xml.etree.ElementTree as ElementTree  # nosec B405 - our own pytest report
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -29,6 +35,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = "controls.yaml"
+JUNIT = "reports/junit.xml"  # written by `make test` (pytest --junitxml)
 FIELDS = ("id", "title", "guide_risk", "exchange", "files", "tests")
 # Optional: `weakened_when: {params.dotted.key: value}`: the params.yaml settings that switch
 # the control (partly) off; `make controls` names the control as weakened when one is set.
@@ -330,12 +337,89 @@ def run_tests(node_ids: list[str], root: Path = ROOT) -> dict[str, str]:
     return results
 
 
+def _report_inputs(controls: list[dict[str, Any]], root: Path) -> list[Path]:
+    """The files whose change makes a test report stale: every test and source file, the
+    project's settings, and each control's listed files."""
+    found: list[Path] = []
+    for folder in ("tests", "src", "scripts"):
+        found += (root / folder).rglob("*.py")
+    found += [root / name for name in ("pyproject.toml", "params.yaml", REGISTRY)]
+    for control in controls:
+        found += [root / f for f in control["files"]]
+    return [p for p in found if p.is_file()]
+
+
+def _node_id(case: ElementTree.Element, root: Path) -> str | None:
+    """The pytest node id of a JUnit <testcase>: classname 'tests.unit.test_x[.Class]' and
+    name 'test_y[param]' become 'tests/unit/test_x.py[::Class]::test_y[param]'."""
+    classname, name = case.get("classname") or "", case.get("name") or ""
+    parts = classname.split(".") if classname else []
+    for cut in range(len(parts), 0, -1):
+        path = "/".join(parts[:cut]) + ".py"
+        if (root / path).is_file():
+            return "::".join([path, *parts[cut:], name])
+    return None
+
+
+def report_outcomes(
+    node_ids: list[str], controls: list[dict[str, Any]], root: Path = ROOT
+) -> tuple[dict[str, str], str]:
+    """Outcomes of the wanted node ids read from the last `make test` report, and why the
+    report was used or not. Only tests the report holds are returned; none when it is stale."""
+    report = root / JUNIT
+    if not report.is_file():
+        return {}, f"no {JUNIT}: run make test first to reuse its results"
+    written = report.stat().st_mtime
+    newer = [p for p in _report_inputs(controls, root) if p.stat().st_mtime > written]
+    if newer:
+        name = newer[0].relative_to(root).as_posix()
+        return {}, f"{JUNIT} is older than {name}" + (
+            f" and {len(newer) - 1} more file(s)" if len(newer) > 1 else ""
+        )
+    try:
+        tree = ElementTree.parse(report)  # noqa: S314  # nosec B314 - our own make test wrote it
+    except ElementTree.ParseError as error:
+        return {}, f"{JUNIT} is not valid XML ({error})"
+    rank = {"passed": 0, "skipped": 1, "failed": 2}
+    seen: dict[str, str] = {}
+    for case in tree.iter("testcase"):
+        node = _node_id(case, root)
+        if node is None:
+            continue
+        tags = {child.tag for child in case}
+        outcome = (
+            "failed"
+            if tags & {"failure", "error"}
+            else "skipped"
+            if "skipped" in tags
+            else "passed"
+        )
+        if rank[outcome] >= rank[seen.get(node, "passed")]:
+            seen[node] = outcome
+    results = {}
+    for node in dict.fromkeys(node_ids):
+        found = [state for item, state in seen.items() if _covers(node, item)]
+        if found:
+            results[node] = max(found, key=rank.__getitem__)
+    when = datetime.fromtimestamp(written).strftime("%Y-%m-%d %H:%M:%S")
+    return results, f"make test of {when}"
+
+
 def check(root: Path = ROOT, run: bool = True) -> list[tuple[dict[str, Any], str]]:
     """(control, status) for every control; status 'ok' or what is wrong."""
     controls = load_registry(root)
     missing = {c["id"]: missing_evidence(c, root) for c in controls}
     runnable = [t for c in controls if not missing[c["id"]] for t in c["tests"]]
-    results = run_tests(runnable, root) if run and runnable else {}
+    results: dict[str, str] = {}
+    if run and runnable:
+        results, why = report_outcomes(runnable, controls, root)
+        left = [t for t in dict.fromkeys(runnable) if t not in results]
+        if results:
+            print(f"controls: {len(results)} proving test(s) taken from {JUNIT} ({why})")
+        if left:
+            reason = why if not results else "not in the report"
+            print(f"controls: running {len(left)} proving test(s) here ({reason})", flush=True)
+            results.update(run_tests(left, root))
     rows = []
     for control in controls:
         if missing[control["id"]]:

@@ -523,6 +523,59 @@ def model_card_facts(root: Path, params: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+# ----------------------------------------------------------------------------- model-card plots
+IMAGE_TYPES = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg"}
+
+
+def declared_plots(root: Path) -> list[str]:
+    """Every plot file dvc.yaml declares (stage `plots:` and top-level `plots:`), in order."""
+    pipeline = read_yaml(root / "dvc.yaml", "restore it from git") or {}
+    entries = [
+        entry
+        for stage in (pipeline.get("stages") or {}).values()
+        if isinstance(stage, dict)
+        for entry in stage.get("plots") or []
+    ] + list(pipeline.get("plots") or [])
+    names = []
+    for entry in entries:
+        for name in (
+            [entry] if isinstance(entry, str) else list(entry) if isinstance(entry, dict) else []
+        ):
+            folder = root / name
+            found = sorted(folder.rglob("*")) if folder.is_dir() else [folder]
+            names += [p.relative_to(root).as_posix() for p in found if p.is_file() or p == folder]
+    return list(dict.fromkeys(names))
+
+
+def model_card_plots(root: Path) -> str:
+    """The last run's plots for the model card: images inline (data URIs, so the page needs
+    nothing else); data plots (JSON/CSV, drawn by vega) named with the command that draws them."""
+    import base64
+
+    images, data = [], []
+    for name in declared_plots(root):
+        path = root / name
+        kind = IMAGE_TYPES.get(path.suffix.lower())
+        if not path.is_file():
+            data.append(f"- `{name}`: not written yet (run `make pipeline`)")
+        elif kind:
+            encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+            images.append(f"![{name}](data:{kind};base64,{encoded})\n\n*`{name}`*\n")
+        else:
+            data.append(f"- `{name}`: drawn by `make plots` (and `make plots-diff REV=...`)")
+    if not images and not data:
+        return ""
+    out = ["\n### Plots of the last run\n"]
+    out += images
+    if data:
+        out.append(
+            "Data plots, drawn offline with every revision or experiment side by side by "
+            "`make plots` (`dvc plots show`) and `make plots-diff` (`dvc plots diff`):\n"
+        )
+        out.append("\n".join(data) + "\n")
+    return "\n".join(out)
+
+
 # ----------------------------------------------------------------------------- data card
 
 
@@ -629,7 +682,7 @@ def render(root: Path) -> dict[str, str]:
     pages = {
         "controls-matrix.md": controls_matrix(controls, root),
         f"{PARTS}/threat-model-controls.md": threat_model_controls(controls, root),
-        f"{PARTS}/model-card-facts.md": model_card_facts(root, params),
+        f"{PARTS}/model-card-facts.md": model_card_facts(root, params) + model_card_plots(root),
         f"{PARTS}/data-card-facts.md": data_card_facts(root, params),
         **code_pages(controls, root),
     }
