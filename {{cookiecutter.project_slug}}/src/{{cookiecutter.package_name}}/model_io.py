@@ -23,10 +23,10 @@ import skops.io as sio
 
 from . import signing
 
-# Types beyond skops' defaults that this project's models may contain. Keep it short:
-# every entry is a type you trust to be rebuilt from a file.
-TRUSTED_TYPES: list[str] = []
-
+# Types beyond skops' defaults that this project's models may contain: one list, kept beside
+# the model choices in train.py. Keep it short: every entry is a type you trust to be rebuilt
+# from a file.
+from .train import TRUSTED_TYPES  # noqa: E402
 
 log = logging.getLogger(__name__)
 
