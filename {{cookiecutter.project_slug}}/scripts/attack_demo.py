@@ -533,7 +533,7 @@ def _membership_score(answer: dict[str, Any], label: Any, rank: dict[str, int]) 
 ATTACKS: list[tuple[str, str, str, str]] = [
     # (attack, method, the AI Exchange control that should stop it, the module that does)
     ("poisoned rows", "poisoned_rows", "DATA QUALITY CONTROL", "validate"),
-    ("flipped-label / shifted-target batch", "flipped_labels", "DATA QUALITY CONTROL", "validate"),
+    ("flipped-label batch", "flipped_labels", "DATA QUALITY CONTROL", "validate"),
     ("tampered model byte", "tampered_byte", "SUPPLY CHAIN MANAGE", "model_io"),
     ("malicious pickle swapped in", "malicious_pickle", "SUPPLY CHAIN MANAGE", "model_io"),
     ("out-of-range input", "out_of_range", "EVASION INPUT HANDLING", "inference"),

@@ -436,6 +436,28 @@ def model_card_facts(root: Path, params: dict[str, Any]) -> str:
                 "`reports/` only.\n"
             )
     tags = run["tags"] if run else {}
+    profile = read_json(root / "reference" / "data_profile.json") or {}
+    target = profile.get("target") or {}
+    out.append("### Model and task\n")
+    out.append(
+        table(
+            ("fact", "value"),
+            [
+                (
+                    "Model (`train.model`)",
+                    (manifest or {}).get(
+                        "estimator", (params.get("train") or {}).get("model", "-")
+                    ),
+                ),
+                ("Task (reference profile)", target.get("task", "-")),
+                ("Target column", Raw(f"`{target.get('name', 'target')}`")),
+                ("Classes", ", ".join(map(str, target.get("classes") or {})) or "-"),
+                ("Features", len(profile.get("features") or {})),
+                ("Data source", tags.get("data.source", "-")),
+                ("Data md5", tags.get("data.md5", "-")),
+            ],
+        )
+    )
     digest = tags.get("model.sha256") or (manifest or {}).get("sha256")
     if manifest and digest and manifest.get("sha256") != digest:
         digest_note = (

@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         return serve(extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command in (*PIPELINE_STAGES, "profile"):
+        from .config import check_params, load_params
+
+        check_params(load_params())
     if args.command == "profile":
         from .data import profile_main
 

@@ -407,6 +407,9 @@ def add_metrics(run_id: str, metrics: dict[str, float]) -> None:
 
 
 if __name__ == "__main__":
+    from .config import check_params, load_params
+
+    check_params(load_params())
     checked = preflight()
     if checked.startswith(("http://", "https://")):
         print(f"tracking: {display_uri(checked)} answers and accepts our credentials")

@@ -31,8 +31,15 @@ def test_every_model_choice_of_the_task_fits_saves_and_loads(
 ):
     choices = REGRESSORS if task == "regression" else CLASSIFIERS
     small = frames[0].head(200)
+    quick = {  # small versions of the configured models: this checks fitting and saving
+        "random_forest": {**params["train"].get("random_forest", {}), "n_estimators": 5},
+        "hist_gradient_boosting": {
+            **params["train"].get("hist_gradient_boosting", {}),
+            "max_iter": 5,
+        },
+    }
     for name in choices:
-        fitted = fit(small, {**params["train"], "model": name}, profile)
+        fitted = fit(small, {**params["train"], **quick, "model": name}, profile)
         path, manifest = tmp_path / f"{name}.skops", tmp_path / f"{name}.json"
         save_model(fitted, path, manifest)
         features = frames[1].drop(columns=[LABEL])
