@@ -66,10 +66,10 @@ def pipeline(project):
 @pytest.mark.parametrize(
     ("dataset", "model", "with_tests"),
     [
-        ("breast_cancer", "random_forest", False),
-        ("wine", "hist_gradient_boosting", True),
-        ("diabetes", "ridge", True),
-        ("diabetes", "random_forest", False),
+        ("breast_cancer", "random_forest", None),
+        ("wine", "hist_gradient_boosting", "test-unit"),  # multiclass: three-class labels
+        ("diabetes", "ridge", "test"),  # regression: every generated test on a continuous target
+        ("diabetes", "hist_gradient_boosting", None),
     ],
 )
 def test_each_bundled_example_and_model_runs_the_pipeline(
@@ -80,7 +80,7 @@ def test_each_bundled_example_and_model_runs_the_pipeline(
     assert f"fitting {model} ({task})" in done.stdout + done.stderr
     if with_tests:
         commit(project, "pipeline outputs")
-        run(["make", "test"], project, timeout=1800)
+        run(["make", with_tests], project, timeout=1800)
 
 
 def own_table(rows=500):

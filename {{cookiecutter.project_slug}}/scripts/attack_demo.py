@@ -591,8 +591,10 @@ def main(argv: list[str] | None = None) -> int:
             results.append((title, status, exchange, evidence))
             print(f"- {title}: {status} ({evidence})", flush=True)
         audit = lab.audit_log.read_text() if lab.audit_log.exists() else ""
-        sent = [repr(v) for v in lab.rows(lab.test, 1)[0].values()] + ["1000000.0"]
-        leaked = [v for v in sent if v in audit]
+        sent = [str(v) for v in lab.rows(lab.test, 1)[0].values() if not isinstance(v, bool)]
+        sent += [str(lab.far_outside(f)) for f in lab.numeric[:1]]
+        # Short values ("9.0", "red") also occur in the log's own fields: check distinctive ones.
+        leaked = [v for v in sent if len(v) >= 5 and v != "None" and v in audit]
         print(
             f"- the service wrote {len(audit.splitlines())} audit lines (MONITOR USE); "
             + (f"LEAKED input values {leaked[:3]}" if leaked else "no input value in them")
