@@ -455,6 +455,11 @@ def minimise(frame: pd.DataFrame, profile: dict[str, Any] | list[str]) -> tuple[
     dropped = [str(name) for name in frame.columns if name not in features and name != LABEL]
     types = feature_types(profile)
     for name, kind in types.items():
+        if len(frame) and frame[name].isna().all():
+            raise DataError(
+                f"column {name!r} is entirely missing: fill it, or list it in data.drop_columns "
+                "and rebuild the profile with 'make profile'"
+            )
         if kind != "categorical":
             column = frame[name]
             converted = _boolean_values(column) if kind == "boolean" else None
@@ -639,11 +644,12 @@ def write_profile(paths: Paths | None = None) -> tuple[Path, list[str]]:
     profile = build_profile(
         frame, str(params.get("task") or ""), source=source, target=target_name(params)
     )
-    if profile["target"]["task"] != "regression":
-        from .validate import reference_noise
+    from .validate import reference_noise, reference_shares
 
-        checks = load_params(paths).get("validate") or {}
-        kept, _ = minimise(frame, profile)
+    checks = load_params(paths).get("validate") or {}
+    kept, _ = minimise(frame, profile)
+    profile["reference_shares"] = reference_shares(kept, profile, checks)
+    if profile["target"]["task"] != "regression":
         profile["target"]["label_noise"] = reference_noise(
             kept, profile, int(checks.get("neighbours", 5)), int(params.get("seed", 0))
         )

@@ -222,15 +222,24 @@ def scaled_features(frame: pd.DataFrame, profile: dict[str, Any]) -> pd.DataFram
 
 
 def duplicate_rejections(
-    frame: pd.DataFrame, scaled: pd.DataFrame, params: dict[str, Any]
+    frame: pd.DataFrame,
+    scaled: pd.DataFrame,
+    params: dict[str, Any],
+    reference: dict[str, float] | None = None,
 ) -> tuple[list[dict], list[str], dict[str, Any]]:
-    """Exact duplicates, conflicting duplicates after rounding, conflicting near-duplicates."""
+    """Exact duplicates, conflicting duplicates after rounding, conflicting near-duplicates.
+
+    Each share may exceed the reference's own (`reference`, recorded by `make profile`: a table
+    of few categories has duplicates of its own) by at most `max_duplicate_share`.
+    """
+    reference = reference or {}
     rejected, problems, stats = [], [], {}
     features = [c for c in scaled.columns if c != LABEL]
+    rows = max(len(frame), 1)
     duplicated = frame.duplicated(keep="first")
     share = float(duplicated.mean()) if len(frame) else 0.0
     stats["duplicate_share"] = round(share, 6)
-    if share > params["max_duplicate_share"]:
+    if share > params["max_duplicate_share"] + reference.get("duplicate_share", 0.0):
         problems.append(
             f"{int(duplicated.sum())} exact duplicate row(s), share {share:.3f} "
             f"(limit {params['max_duplicate_share']})"
@@ -245,7 +254,10 @@ def duplicate_rejections(
     groups = rounded.assign(**{LABEL: scaled[LABEL]}).groupby(features, sort=False)[LABEL]
     conflicting = groups.transform("nunique") > 1
     stats["conflicting_duplicates"] = int(conflicting.sum())
-    if conflicting.any():
+    allowed = params["max_duplicate_share"] + reference.get("conflicting_share", 0.0)
+    if conflicting.any() and (
+        not reference.get("conflicting_share") or conflicting.sum() / rows > allowed
+    ):
         problems.append(
             f"{int(conflicting.sum())} row(s) share their features (rounded to "
             f"{params['duplicate_decimals']} decimals) with a row of another label"
@@ -266,7 +278,8 @@ def duplicate_rejections(
         pairs = pairs[labels[pairs[:, 0]] != labels[pairs[:, 1]]]
         near = {int(scaled.index[i]) for i in pairs.ravel()} - set(conflicting.index[conflicting])
     stats["conflicting_near_duplicates"] = len(near)
-    if near:
+    allowed = params["max_duplicate_share"] + reference.get("near_share", 0.0)
+    if near and (not reference.get("near_share") or len(near) / rows > allowed):
         problems.append(
             f"{len(near)} row(s) lie within {params['near_duplicate_distance']} of a "
             "row with another label (near-duplicates with flipped labels)"
@@ -277,6 +290,20 @@ def duplicate_rejections(
         )
         rejected += [_rejection(i, LABEL, rule, scaled.at[i, LABEL]) for i in sorted(near)]
     return rejected, problems, stats
+
+
+def reference_shares(frame: pd.DataFrame, profile: dict[str, Any], params: dict) -> dict:
+    """Duplicate, conflicting-duplicate and conflicting-near-duplicate shares of the trusted
+    reference itself (make profile records them; clean data of few categories has some)."""
+    params = {**DEFAULTS, **params, "task": profile["target"]["task"]}
+    scaled = scaled_features(frame, profile)
+    _, _, stats = duplicate_rejections(frame, scaled, {**params, "max_duplicate_share": 1.0})
+    rows = max(len(frame), 1)
+    return {
+        "duplicate_share": stats["duplicate_share"],
+        "conflicting_share": round(stats.get("conflicting_duplicates", 0) / rows, 6),
+        "near_share": round(stats.get("conflicting_near_duplicates", 0) / rows, 6),
+    }
 
 
 def lonely_share(scaled: pd.DataFrame, k: int) -> tuple[np.ndarray, float]:
@@ -371,7 +398,9 @@ def validate_frame(
     report.update(drift_stats)
     scaled = scaled_features(frame, profile)
     if scaled is not None and len(scaled):
-        rows, problems, stats = duplicate_rejections(frame, scaled, params)
+        rows, problems, stats = duplicate_rejections(
+            frame, scaled, params, profile.get("reference_shares")
+        )
         rejected += rows
         report["problems"] += problems
         report.update(stats)
