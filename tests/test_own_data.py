@@ -70,7 +70,6 @@ def pipeline(project):
         ("breast_cancer", "random_forest", None),
         ("wine", "hist_gradient_boosting", "test-unit"),  # multiclass: three-class labels
         ("diabetes", "ridge", "test"),  # regression: every generated test on a continuous target
-        ("diabetes", "hist_gradient_boosting", None),
     ],
 )
 def test_each_bundled_example_and_model_runs_the_pipeline(
