@@ -149,22 +149,59 @@ class Lab:
         self.package = package
         self.modules = {
             name: __import__(f"{package}.{name}", fromlist=["_"])
-            for name in ("config", "inference", "model_io", "serve")
+            for name in ("config", "data", "inference", "model_io", "serve", "validate")
         }
         self.paths = self.modules["config"].Paths(copy)
         self.params = self.modules["config"].load_params(self.paths)
         self.token = secrets.token_urlsafe(32)
         self.audit_log = copy / "audit.log"
-        import pandas as pd
-
-        self.train = pd.read_csv(self.paths.train_csv)
-        self.test = pd.read_csv(self.paths.test_csv)
-        self.label = "target"
+        data = self.modules["data"]
+        self.profile = data.load_profile(self.paths)
+        self.task = self.profile["target"]["task"]
+        self.train = data.read_prepared(self.paths.train_csv, self.profile)
+        self.test = data.read_prepared(self.paths.test_csv, self.profile)
+        self.label = data.LABEL
+        margin = float(self.params["validate"]["range_margin"])
+        schema = self.modules["inference"].load_schema(self.paths, margin)
+        # Numbers that never miss a value: the features the input attacks push around.
+        self.numeric = [f for f in schema if f.kind in ("numeric", "integer") and not f.nullable]
+        self.categorical = [f for f in schema if f.kind == "categorical"]
 
     # --- helpers -------------------------------------------------------------------------
-    def rows(self, frame: Any, count: int | None = None) -> list[dict[str, float]]:
+    def rows(self, frame: Any, count: int | None = None) -> list[dict[str, Any]]:
+        """Rows as a client sends them: missing values as null, booleans as true/false."""
         features = frame.drop(columns=[self.label])
-        return (features if count is None else features.head(count)).to_dict("records")
+        records = (features if count is None else features.head(count)).to_dict("records")
+        kinds = {n: e["type"] for n, e in self.profile["features"].items()}
+        out = []
+        for record in records:
+            row = {}
+            for name, value in record.items():
+                if value is None or (isinstance(value, float) and value != value):
+                    row[name] = None
+                elif kinds[name] == "boolean":
+                    row[name] = bool(value)
+                else:
+                    row[name] = value.item() if hasattr(value, "item") else value
+            out.append(row)
+        return out
+
+    def far_outside(self, feature: Any) -> float:
+        """A value well past a feature's allowed range (whole for integers)."""
+        return float(round(feature.high + (feature.high - feature.low) * 10 + 1))
+
+    def other_labels(self, labels: Any) -> Any:
+        """Each class label replaced by another class of the profile."""
+        data = self.modules["data"]
+        import pandas as pd
+
+        classes = list(
+            data.labels_as_profiled(
+                pd.Series(list(self.profile["target"]["classes"])), self.profile
+            )
+        )
+        following = {c: classes[(i + 1) % len(classes)] for i, c in enumerate(classes)}
+        return labels.map(following)
 
     def client(self, **serve: Any) -> Any:
         with warnings.catch_warnings():
@@ -241,20 +278,38 @@ class Lab:
     # --- attacks -------------------------------------------------------------------------
     def poisoned_rows(self) -> tuple[bool, str]:
         poison = self.train.sample(15, random_state=1).copy()
-        features = [c for c in poison.columns if c != self.label]
-        poison[features] = poison[features] * 20
-        poison[self.label] = 1 - poison[self.label]
+        changed = []
+        for feature in self.numeric[:5]:
+            poison[feature.name] = self.far_outside(feature)
+            changed.append("out-of-range numbers")
+        for feature in self.categorical[:1]:
+            poison[feature.name] = "never-seen-category"
+            changed.append("unknown categories")
+        if self.task != "regression":
+            poison[self.label] = self.other_labels(poison[self.label])
+            changed.append("flipped labels")
         import pandas as pd
 
         data = pd.concat([self.train, poison], ignore_index=True).to_csv(index=False).encode()
-        return self.poisoned_training_data(data, "15 out-of-range rows with flipped labels")
+        what = ", ".join(dict.fromkeys(changed)) or "copies"
+        return self.poisoned_training_data(data, f"15 rows with {what}")
 
     def flipped_labels(self) -> tuple[bool, str]:
         frame = self.train.copy()
-        zeros = frame.index[frame[self.label] == 0][:60]
-        frame.loc[zeros, self.label] = 1
+        if self.task == "regression":
+            # Shift the target of a third of the rows by the reference 10-90% spread.
+            quantiles = self.profile["target"]["quantiles"]
+            spread = float(quantiles["0.9"]) - float(quantiles["0.1"])
+            victims = frame.sample(frac=1 / 3, random_state=2).index
+            frame.loc[victims, self.label] = frame.loc[victims, self.label] + spread
+            data = frame.to_csv(index=False).encode()
+            return self.poisoned_training_data(data, f"{len(victims)} targets shifted")
+        # Move a batch of the most common class to another class: a shifted label share.
+        common = frame[self.label].value_counts().index[0]
+        victims = frame.index[frame[self.label] == common][: max(20, len(frame) // 8)]
+        frame.loc[victims, self.label] = self.other_labels(frame.loc[victims, self.label])
         data = frame.to_csv(index=False).encode()
-        return self.poisoned_training_data(data, f"{len(zeros)} labels flipped")
+        return self.poisoned_training_data(data, f"{len(victims)} labels flipped")
 
     def load(self) -> tuple[bool, str]:
         model_io = self.modules["model_io"]
@@ -288,15 +343,21 @@ class Lab:
 
     def out_of_range(self) -> tuple[bool, str]:
         row = self.rows(self.test, 1)[0]
-        name = next(iter(row))
+        if self.numeric:
+            feature = self.numeric[0]
+            changed = {**row, feature.name: self.far_outside(feature)}
+        else:
+            changed = {**row, self.categorical[0].name: "never-seen-category"}
         with self.client() as client:
-            done = client.post("/predict", json={"rows": [{**row, name: 1e6}]}, headers=self.auth)
+            done = client.post("/predict", json={"rows": [changed]}, headers=self.auth)
         answer = done.json()
         return done.status_code == 422, f"HTTP {done.status_code}: {answer.get('message', '')}"
 
     def malformed(self) -> tuple[bool, str]:
         row = self.rows(self.test, 1)[0]
-        name = next(iter(row))
+        if not self.numeric:
+            return False, "no numeric feature without missing values to send NaN to"
+        name = self.numeric[0].name
         text = json.dumps({"rows": [{**row, name: "__NAN__"}]}).replace('"__NAN__"', "NaN")
         codes = []
         with self.client() as client:
@@ -359,28 +420,36 @@ class Lab:
         )
 
     def evasion(self) -> tuple[bool, str]:
-        """FGSM (or the attack params.yaml names) against the model itself: a robust model
-        keeps its accuracy on perturbed inputs above robustness.min_adversarial_accuracy."""
+        """The attack of the model's kind (gradient for logistic, black-box otherwise; for a
+        regression the error increase) within robustness.eps on the numeric features."""
         robustness = __import__(f"{self.package}.robustness", fromlist=["_"])
         model = self.modules["model_io"].load_model(self.paths.model, self.paths.model_manifest)
         settings = {**self.params["robustness"], "seed": self.params["data"]["seed"]}
-        result = robustness.evasion(model, self.test, settings)
+        result = robustness.evasion(model, self.test, settings, self.task)
+        if self.task == "regression":
+            return bool(result["passed"]), (
+                f"{result['attack']}, eps {result['eps']}: RMSE {result['clean_rmse']:.4g} clean, "
+                f"{result['adversarial_rmse']:.4g} under attack (+{result['error_increase']:.3f}, "
+                f"limit +{result['max_error_increase']})"
+            )
         return bool(result["passed"]), (
-            f"{result['attack']} eps {result['eps']}: accuracy {result['clean_accuracy']:.3f} "
+            f"{result['attack']}, eps {result['eps']}: accuracy {result['clean_accuracy']:.3f} "
             f"clean, {result['adversarial_accuracy']:.3f} under attack "
-            f"(minimum {result['min_adversarial_accuracy']})"
+            f"(drop {result['accuracy_drop']:.3f}, limit {result['max_accuracy_drop']})"
         )
 
     def personal_data(self) -> tuple[bool, str]:
         """Raw data arrives with an e-mail column: prepare must keep it out of the features."""
         import yaml
 
-        data = __import__(f"{self.package}.data", fromlist=["_"])
-        raw = data.load_dataset(self.params["data"]["dataset"])
+        data = self.modules["data"]
+        raw = data.configured_frame(self.paths, self.params["data"])
         raw.insert(0, "contact_email", [f"patient{i}@example.com" for i in range(len(raw))])
         source = self.copy / "raw-with-pii.csv"
         source.write_text(raw.to_csv(index=False), encoding="utf-8")
-        params = {**self.params, "data": {**self.params["data"], "raw_csv": source.name}}
+        changed = {**self.params["data"], "raw_path": source.name, "target": data.LABEL}
+        changed.pop("raw_csv", None)
+        params = {**self.params, "data": {**changed, "drop_columns": []}}
         pii = self.paths.reports / "pii.json"
         kept = [self.paths.params, self.paths.train_csv, self.paths.test_csv, pii]
         saved = {p: p.read_bytes() for p in kept if p.exists()}
@@ -420,6 +489,7 @@ class Lab:
 
         limit = float((self.params.get("privacy") or {}).get("max_membership_auc", 0.6))
         rank = {"low": 1, "medium": 2, "high": 3}
+        regression = self.task == "regression"
         scores, truth = [], []
         per_request = int(self.params.get("serve", {}).get("max_batch_rows", 100))
         with self.client(rate_limit="1000/minute") as client:
@@ -436,10 +506,16 @@ class Lab:
                     for answer, label in zip(
                         done.json()["predictions"], labels[start : start + per_request], strict=True
                     ):
-                        scores.append(_membership_score(answer, label, rank))
+                        scores.append(
+                            -abs(answer["value"] - float(label))
+                            if regression
+                            else _membership_score(answer, label, rank)
+                        )
                         truth.append(member)
         auc = float(roc_auc_score(truth, scores))
         mode = self.params.get("serve", {}).get("confidence", "band")
+        if regression:
+            mode = f"values rounded to {self.params.get('serve', {}).get('decimals', 3)} decimals"
         return auc <= limit, (
             f"attack AUC {auc:.3f} from '{mode}' answers (0.5 = guessing; limit {limit})"
         )
@@ -732,8 +808,10 @@ def main(argv: list[str] | None = None) -> int:
             results.append((title, status, exchange, evidence))
             print(f"- {title}: {status} ({evidence})", flush=True)
         audit = lab.audit_log.read_text() if lab.audit_log.exists() else ""
-        sent = [repr(v) for v in lab.rows(lab.test, 1)[0].values()] + ["1000000.0"]
-        leaked = [v for v in sent if v in audit]
+        sent = [str(v) for v in lab.rows(lab.test, 1)[0].values() if not isinstance(v, bool)]
+        sent += [str(lab.far_outside(f)) for f in lab.numeric[:1]]
+        # Short values ("9.0", "red") also occur in the log's own fields: check distinctive ones.
+        leaked = [v for v in sent if len(v) >= 5 and v != "None" and v in audit]
         print(
             f"- the service wrote {len(audit.splitlines())} audit lines (MONITOR USE); "
             + (f"LEAKED input values {leaked[:3]}" if leaked else "no input value in them")

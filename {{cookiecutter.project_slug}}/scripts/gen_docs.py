@@ -436,6 +436,28 @@ def model_card_facts(root: Path, params: dict[str, Any]) -> str:
                 "`reports/` only.\n"
             )
     tags = run["tags"] if run else {}
+    profile = read_json(root / "reference" / "data_profile.json") or {}
+    target = profile.get("target") or {}
+    out.append("### Model and task\n")
+    out.append(
+        table(
+            ("fact", "value"),
+            [
+                (
+                    "Model (`train.model`)",
+                    (manifest or {}).get(
+                        "estimator", (params.get("train") or {}).get("model", "-")
+                    ),
+                ),
+                ("Task (reference profile)", target.get("task", "-")),
+                ("Target column", Raw(f"`{target.get('name', 'target')}`")),
+                ("Classes", ", ".join(map(str, target.get("classes") or {})) or "-"),
+                ("Features", len(profile.get("features") or {})),
+                ("Data source", tags.get("data.source", "-")),
+                ("Data md5", tags.get("data.md5", "-")),
+            ],
+        )
+    )
     digest = tags.get("model.sha256") or (manifest or {}).get("sha256")
     if manifest and digest and manifest.get("sha256") != digest:
         digest_note = (
@@ -476,14 +498,14 @@ def model_card_facts(root: Path, params: dict[str, Any]) -> str:
     if metrics is None:
         out.append("Not measured: `reports/metrics.json` is absent.\n")
     else:
-        minimum = (params.get("evaluate") or {}).get("min_accuracy")
+        limits = [
+            f"`evaluate.{key}` = {value}"
+            for key, value in sorted((params.get("evaluate") or {}).items())
+            if value is not None and key[4:] in metrics  # min_accuracy -> accuracy
+        ]
         out.append(
             "On the held-out test split, from `reports/metrics.json`"
-            + (
-                f"; the pipeline fails below accuracy {minimum} (`evaluate.min_accuracy`)."
-                if minimum is not None
-                else "."
-            )
+            + (f"; the pipeline fails past {', '.join(limits)}." if limits else ".")
             + "\n"
         )
         out.append(table(("metric", "value"), flatten(metrics)))
@@ -585,9 +607,9 @@ def data_card_facts(root: Path, params: dict[str, Any]) -> str:
     out = ["### Source\n"]
     pipeline = (read_yaml(root / "dvc.yaml", "") if (root / "dvc.yaml").is_file() else None) or {}
     prepare = (pipeline.get("stages") or {}).get("prepare") or {}
-    raw = data.get("raw_csv")
+    raw = data.get("raw_path") or data.get("raw_csv")
     source = (
-        ("Raw data file (`data.raw_csv`)", Raw(f"`{raw}`"))
+        ("Raw data file (`data.raw_path`)", Raw(f"`{raw}`"))
         if raw
         else (
             "Data set (`data.dataset`)",
@@ -605,7 +627,7 @@ def data_card_facts(root: Path, params: dict[str, Any]) -> str:
                 *[
                     (f"`data.{k}`", v)
                     for k, v in sorted(data.items())
-                    if k not in ("dataset", "test_size", "seed", "raw_csv")
+                    if k not in ("dataset", "test_size", "seed", "raw_csv", "raw_path")
                 ],
             ],
         )
@@ -621,28 +643,64 @@ def data_card_facts(root: Path, params: dict[str, Any]) -> str:
         margin = float(validate.get("range_margin", 0) or 0)
         out.append(
             "Rendered from the reviewed reference `reference/data_profile.json` and the "
-            f"`validate` parameters: each feature must be a finite number within the "
-            f"reference range widened by `validate.range_margin` = {margin} of the range on "
-            "each side; no other column is accepted.\n"
+            "`validate` parameters: a number must be finite and within the reference range "
+            f"widened by `validate.range_margin` = {margin} of the range on each side, never "
+            "below a natural bound of 0 (a feature never negative in the reference) and whole "
+            "for integers; a category must be one of the reference's; a value may be missing "
+            "only where the reference had missing values; no other column is accepted.\n"
         )
         rows = []
         for name, stats in (profile.get("features") or {}).items():
+            kind = stats.get("type", "numeric")
+            missing = stats.get("missing_share", 0)
+            if kind == "categorical":
+                allowed = ", ".join(f"`{c}`" for c in stats.get("categories", {}))
+                rows.append((Raw(f"`{name}`"), kind, "-", "-", Raw(allowed or "-"), missing))
+                continue
+            if kind == "boolean":
+                rows.append((Raw(f"`{name}`"), kind, 0, 1, "true / false", missing))
+                continue
             low, high = float(stats["min"]), float(stats["max"])
             pad = margin * (high - low)
-            rows.append((Raw(f"`{name}`"), "float", low, high, low - pad, high + pad))
+            allowed_low = low - pad if "natural_min" not in stats else max(low - pad, 0.0)
+            rows.append(
+                (
+                    Raw(f"`{name}`"),
+                    kind,
+                    low,
+                    high,
+                    f"{allowed_low:.6g} to {high + pad:.6g}",
+                    missing,
+                )
+            )
         out.append(
             table(
-                ("column", "type", "reference min", "reference max", "allowed min", "allowed max"),
+                ("column", "type", "reference min", "reference max", "allowed", "missing share"),
                 rows,
             )
         )
-        labels = profile.get("labels") or {}
-        out.append(
-            f"Label column `target`: one of {', '.join(f'`{k}`' for k in labels)}; the share "
-            "of any label may move by at most `validate.max_label_shift` = "
-            f"{validate.get('max_label_shift', '-')} against the reference.\n"
-        )
-        out.append(table(("label", "reference share"), sorted(labels.items())))
+        target = profile.get("target") or {"name": "target", "task": "binary"}
+        labels = target.get("classes") or profile.get("labels") or {}
+        if target.get("task") == "regression":
+            out.append(
+                f"Target `{target.get('name', 'target')}` (regression): reference range "
+                f"{target.get('min')} to {target.get('max')}; its quantiles may move by at most "
+                f"`validate.max_target_shift` = {validate.get('max_target_shift', '-')} of the "
+                "reference 10-90% spread.\n"
+            )
+            out.append(
+                table(
+                    ("quantile", "reference value"), sorted((target.get("quantiles") or {}).items())
+                )
+            )
+        else:
+            out.append(
+                f"Target `{target.get('name', 'target')}` ({target.get('task', 'binary')}): one "
+                f"of {', '.join(f'`{k}`' for k in labels)}; the share of any label may move by at "
+                f"most `validate.max_label_shift` = {validate.get('max_label_shift', '-')} "
+                "against the reference.\n"
+            )
+            out.append(table(("label", "reference share"), sorted(labels.items())))
         out.append(f"Reference rows: {profile.get('rows', '-')}.\n")
         extra = [
             (f"`validate.{k}`", v)

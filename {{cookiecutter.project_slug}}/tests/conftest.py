@@ -1,4 +1,6 @@
-"""Shared fixtures: small frames built from the bundled data set, and the project root.
+"""Shared fixtures: the configured data (params.yaml `data:` and the reviewed profile) split as
+prepare splits it, and the project root. Tests derive what they change and what they expect
+from params.yaml and reference/data_profile.json, so they hold for any valid configuration.
 
 The project's modules are imported inside the fixtures, not at the top: a repository that
 took these tests with `secure-ml retrofit` can still run its own tests before `make setup`.
@@ -25,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRATCH_SKIP = (
     ".venv",
     ".git",
-    "data",
+    "prepared",
     "models",
     "reports",
     "mlflow.db*",
@@ -42,7 +44,8 @@ SCRATCH_SKIP = (
 
 
 def scratch_project(dest: Path, *skip: str) -> Path:
-    """A copy of this project's sources at `dest`, without outputs (and without `skip`)."""
+    """A copy of this project's sources at `dest`, without outputs (and without `skip`); the
+    raw data under data/raw/ comes along, so a copy of a project on its own data runs."""
     shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(*SCRATCH_SKIP, *skip))
     return dest
 
@@ -75,8 +78,57 @@ def params(paths: Paths) -> dict:
 
 
 @pytest.fixture(scope="session")
-def frames(params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from {{ cookiecutter.package_name }}.data import load_dataset, split
+def profile(paths: Paths) -> dict:
+    from {{ cookiecutter.package_name }}.data import load_profile
 
-    data = params["data"]
-    return split(load_dataset(data["dataset"]), data["test_size"], data["seed"])
+    return load_profile(paths)
+
+
+@pytest.fixture(scope="session")
+def task(profile: dict) -> str:
+    return profile["target"]["task"]
+
+
+@pytest.fixture(scope="session")
+def frames(paths: Paths, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The train and test frames prepare writes for the configured data and profile."""
+    from {{ cookiecutter.package_name }}.data import prepared_frames
+
+    return prepared_frames(paths, params["data"])
+
+
+def task_outputs(task: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The metric keys and plot data files evaluate writes for a task."""
+    from {{ cookiecutter.package_name }}.evaluate import METRIC_KEYS, PLOT_FILES
+
+    return METRIC_KEYS[task], PLOT_FILES[task]
+
+
+def numeric_features(profile: dict) -> list[str]:
+    """The profile's numeric and integer features that never miss a value."""
+    return [
+        name
+        for name, entry in profile["features"].items()
+        if entry["type"] in ("numeric", "integer") and not entry.get("missing_share")
+    ]
+
+
+def other_label(profile: dict, label):
+    """A class of the profile other than `label` (classification)."""
+    import pandas as pd
+
+    from {{ cookiecutter.package_name }}.data import labels_as_profiled
+
+    classes = labels_as_profiled(pd.Series(list(profile["target"]["classes"])), profile)
+    return next(c for c in classes if c != label)
+
+
+def flip(labels, profile: dict):
+    """Each label replaced by another class (the next one, cyclically)."""
+    import pandas as pd
+
+    from {{ cookiecutter.package_name }}.data import labels_as_profiled
+
+    classes = list(labels_as_profiled(pd.Series(list(profile["target"]["classes"])), profile))
+    following = {c: classes[(i + 1) % len(classes)] for i, c in enumerate(classes)}
+    return labels.map(following)

@@ -175,8 +175,8 @@ def test_data_card_renders_the_schema_and_data_hashes(tmp_path):
     root = scratch_root(tmp_path)
     profile = json.loads((root / "reference" / "data_profile.json").read_text(encoding="utf-8"))
     card = gen_docs.render(root)["parts/data-card-facts.md"]
-    for column in profile["features"]:
-        assert f"| `{column}` | float |" in card, column
+    for column, entry in profile["features"].items():
+        assert f"| `{column}` | {entry['type']} |" in card, column
     assert "No data output is locked yet" in card
     (root / "dvc.lock").write_text(
         yaml.safe_dump(

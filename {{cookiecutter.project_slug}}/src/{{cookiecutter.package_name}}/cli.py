@@ -7,7 +7,7 @@ import importlib
 import sys
 
 COMMANDS = {
-    "prepare": ("data", "load the bundled data set and split it"),
+    "prepare": ("data", "load the configured data, keep the profile's features, split it"),
     "validate": ("validate", "check the prepared data against the reference profile"),
     "train": ("train", "fit, save (skops + digest) and track the model"),
     "evaluate": (
@@ -24,7 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, text) in COMMANDS.items():
         sub.add_parser(name, help=text)
-    sub.add_parser("profile", help="rebuild reference/data_profile.json from the bundled data")
+    sub.add_parser(
+        "profile",
+        help="build reference/data_profile.json from the configured data and show the diff",
+    )
     sub.add_parser(
         "serve",
         add_help=False,
@@ -37,11 +40,14 @@ def main(argv: list[str] | None = None) -> int:
         return serve(extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if args.command == "profile":
-        from .validate import write_profile
+    if args.command in (*PIPELINE_STAGES, "profile"):
+        from .config import check_params, load_params
 
-        print(f"wrote {write_profile()}: review the diff before committing it")
-        return 0
+        check_params(load_params())
+    if args.command == "profile":
+        from .data import profile_main
+
+        return profile_main()
     if args.command in PIPELINE_STAGES:
         # A bare `dvc repro` stops at its first stage, within seconds, when the tracking
         # server cannot be used, rather than after training (a no-op for the local store).

@@ -81,3 +81,132 @@ def locked_md5(lock: Path, relpath: str) -> str | None:
             if out.get("path") == relpath:
                 return str(out.get("md5"))
     return None
+
+
+# ---- the schema of params.yaml ---------------------------------------------------------------
+# One schema, checked once before any stage runs (cli.py): a value outside its documented
+# range stops the pipeline with one line naming the key and the range. The ranges are the
+# ones written beside each knob in params.yaml. Sections and keys this schema does not know
+# are left alone (other tools may add their own).
+
+
+class ParamsError(SystemExit):
+    """params.yaml holds a value outside its documented range: one line, exit 1."""
+
+
+def _schema() -> Any:
+    from typing import Literal
+
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class Section(BaseModel):
+        model_config = ConfigDict(extra="allow")
+
+    class Data(Section):
+        raw_path: str = ""
+        raw_csv: str = ""
+        dataset: Literal["breast_cancer", "wine", "diabetes", "mixed"] = "breast_cancer"
+        target: str = Field(default="target", min_length=1)
+        task: Literal["", "binary", "multiclass", "regression"] = ""
+        drop_columns: list[str] = []
+        test_size: float = Field(default=0.2, gt=0, lt=1)
+        seed: int = Field(default=42, ge=0)
+
+    class Validate(Section):
+        range_margin: float = Field(default=0.1, ge=0)
+        max_label_shift: float = Field(default=0.1, ge=0, le=1)
+        max_category_shift: float = Field(default=0.1, ge=0, le=1)
+        max_missing_shift: float = Field(default=0.1, ge=0, le=1)
+        max_target_shift: float = Field(default=0.25, gt=0)
+        max_duplicate_share: float = Field(default=0.01, ge=0, le=1)
+        duplicate_decimals: int = Field(default=4, ge=0, le=12)
+        near_duplicate_distance: float = Field(default=0.02, ge=0)
+        neighbours: int = Field(default=5, ge=1, le=50)
+        max_label_noise_increase: float = Field(default=0.04, ge=0, le=1)
+        require_locked_data: bool = True
+
+    class Logistic(Section):
+        C: float = Field(default=1.0, gt=0)
+        max_iter: int = Field(default=500, ge=1)
+
+    class Ridge(Section):
+        alpha: float = Field(default=1.0, ge=0)
+
+    class Forest(Section):
+        n_estimators: int = Field(default=100, ge=1)
+        max_depth: int | None = Field(default=8, ge=1)
+        min_samples_leaf: int = Field(default=5, ge=1)
+
+    class Boosting(Section):
+        max_iter: int = Field(default=100, ge=1)
+        learning_rate: float = Field(default=0.1, gt=0, le=1)
+        max_leaf_nodes: int = Field(default=15, ge=2)
+
+    class Train(Logistic):
+        model: Literal["logistic", "ridge", "random_forest", "hist_gradient_boosting"] = "logistic"
+        seed: int = Field(default=42, ge=0)
+        ridge: Ridge = Ridge()
+        random_forest: Forest = Forest()
+        hist_gradient_boosting: Boosting = Boosting()
+
+    class Evaluate(Section):
+        min_accuracy: float | None = Field(default=None, ge=0, le=1)
+        min_f1_macro: float | None = Field(default=None, ge=0, le=1)
+        min_r2: float | None = Field(default=None, le=1)
+        max_rmse: float | None = Field(default=None, gt=0)
+
+    class Robustness(Section):
+        attack: Literal["fgsm", "pgd"] = "fgsm"
+        eps: float = Field(default=0.1, gt=0)
+        tries: int = Field(default=20, ge=1)
+        sample: int = Field(default=0, ge=0)
+        max_accuracy_drop: float = Field(default=0.15, ge=0, le=1)
+        max_error_increase: float = Field(default=0.5, ge=0)
+
+    class Privacy(Section):
+        max_membership_auc: float = Field(default=0.6, ge=0.5, le=1)
+
+    class Serve(Section):
+        port: int = Field(default=8000, ge=1, le=65535)
+        max_body_bytes: int = Field(default=262144, ge=1)
+        max_batch_rows: int = Field(default=100, ge=1)
+        confidence: Literal["band", "rounded", "none", "full"] = "band"
+        decimals: int = Field(default=3, ge=0, le=12)
+
+    class Params(Section):
+        data: Data = Data()
+        validate_: Validate = Field(default=Validate(), alias="validate")
+        train: Train = Train()
+        evaluate: Evaluate = Evaluate()
+        robustness: Robustness = Robustness()
+        privacy: Privacy = Privacy()
+        serve: Serve = Serve()
+
+    return Params
+
+
+def check_params(params: dict[str, Any], paths: Paths | None = None) -> None:
+    """Refuse a params.yaml value outside its documented range, naming the key (one line).
+
+    A params.yaml that passed is remembered by its digest (and this file's) in .dvc/tmp, so
+    the stages of one `dvc repro` do not each pay for importing pydantic.
+    """
+    paths = paths or Paths()
+    digest = hashlib.sha256(paths.params.read_bytes() + Path(__file__).read_bytes()).hexdigest()
+    memo = paths.root / ".dvc" / "tmp" / "params-checked"
+    if memo.is_file() and memo.read_text(encoding="utf-8").strip() == digest:
+        return
+    from pydantic import ValidationError
+
+    try:
+        _schema().model_validate(params or {})
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        got = first.get("input")
+        raise ParamsError(
+            f"params.yaml {key} is {got!r}: {first['msg'].lower()} (the valid range is written "
+            "beside the key in params.yaml); nothing was run"
+        ) from None
+    if memo.parent.is_dir():
+        memo.write_text(digest + "\n", encoding="utf-8")

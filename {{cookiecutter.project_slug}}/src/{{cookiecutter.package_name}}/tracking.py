@@ -197,6 +197,40 @@ def lineage_tags(paths: Paths) -> dict[str, str]:
     return tags
 
 
+def data_source(paths: Paths, params: dict[str, Any]) -> dict[str, str]:
+    """Where the raw data came from and its hash: the md5 of its `dvc add` file when there is
+    one (data/raw/FILE.dvc), else the file's own md5; a bundled example names its loader."""
+    import yaml
+
+    from .data import LOADERS, raw_path_setting
+
+    data = params.get("data") or {}
+    raw = raw_path_setting(data)
+    if not raw:
+        name = data.get("dataset") or "breast_cancer"
+        source = f"bundled example {name} ({LOADERS.get(name, '?')})"
+        digest = locked_md5(paths.dvc_lock, "data/prepared/train.csv") or md5_file(paths.train_csv)
+        return {"name": name, "source": source, "md5": digest, "hash_from": "prepared train split"}
+    path = paths.root / raw
+    dvc_file = path.with_name(path.name + ".dvc")
+    if dvc_file.is_file():
+        outs = (yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}).get("outs") or [{}]
+        digest, origin = str(outs[0].get("md5", "")), f"{dvc_file.relative_to(paths.root)}"
+    else:
+        digest, origin = (md5_file(path) if path.is_file() else ""), "file md5 (not dvc-added)"
+    return {"name": path.stem, "source": raw, "md5": digest, "hash_from": origin}
+
+
+def run_name(stage: str, tags: dict[str, str], params: dict[str, Any], source: dict) -> str:
+    """What ran: the stage, the model and data, the short commit (e.g. 'evaluate logistic on
+    breast_cancer @ 1a2b3c4')."""
+    commit = tags.get("git.commit", "")
+    short = commit[:7] if len(commit) >= 7 and " " not in commit else "no-commit"
+    dirty = "+dirty" if tags.get("git.dirty") == "true" else ""
+    model = (params.get("train") or {}).get("model") or "model"
+    return f"{stage} {model} on {source['name']} @ {short}{dirty}"
+
+
 def display_uri(uri: str) -> str:
     """The URI without any user:password part, safe to print."""
     parts = urlsplit(uri)
@@ -263,14 +297,49 @@ def record_run(
 
     import mlflow
     import mlflow.sklearn
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
 
     experiment_id = start(paths, params)
     manifest = json.loads(paths.model_manifest.read_text(encoding="utf-8"))
     tags = lineage_tags(paths)
-    tags.update({"model.sha256": manifest["sha256"], "model.format": manifest["format"]})
-    with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
-        mlflow.log_params(flat_params({k: params[k] for k in params if k != "mlflow"}))
-        mlflow.log_metric("train_accuracy", manifest.get("train_accuracy", float("nan")))
+    source = data_source(paths, params)
+    tags.update(
+        {
+            "model.sha256": manifest["sha256"],
+            "model.format": manifest["format"],
+            "model.name": str(manifest.get("estimator", "")),
+            "task": str(manifest.get("task", "")),
+            "data.source": source["source"],
+            "data.md5": source["md5"],
+            "data.hash_from": source["hash_from"],
+        }
+    )
+    logged = {k: params[k] for k in params if k != "mlflow"}
+    if not source["source"].startswith("bundled"):
+        # Own data: the bundled example's name is not the data set of this run.
+        logged["data"] = {k: v for k, v in logged["data"].items() if k != "dataset"}
+    name = run_name("evaluate", tags, params, source)
+    with mlflow.start_run(experiment_id=experiment_id, tags=tags, run_name=name) as run:
+        mlflow.log_params(flat_params(logged))
+        where = (
+            (paths.root / source["source"]).as_uri()
+            if not source["source"].startswith("bundled")
+            else (paths.root / "data").as_uri()
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the source registry warns about its own lookup
+            dataset = MetaDataset(
+                resolve_dataset_source(where), name=source["name"], digest=source["md5"][:36]
+            )
+        mlflow.log_input(
+            dataset,
+            context="training",
+            tags={"source": source["source"], "dvc_md5": source["md5"]},
+        )
+        for key, value in manifest.items():
+            if key.startswith("train_") and isinstance(value, int | float):
+                mlflow.log_metric(key, value)
         mlflow.log_metrics({f"test_{name}": value for name, value in metrics.items()})
         # The model file with its digest manifest and, when signed, its signature: a copy
         # fetched from the server verifies exactly like the local one.
@@ -279,11 +348,13 @@ def record_run(
                 mlflow.log_artifact(str(path), artifact_path="model-file")
         for figure in figures:
             mlflow.log_artifact(str(figure), artifact_path="figures")
+        from .model_io import TRUSTED_TYPES
+
         with warnings.catch_warnings(), _requirements_check_on_our_modules():
             # The predicted label is an integer column by design; MLflow's hint about
             # integer columns and missing values does not apply to an output.
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-            mlflow.sklearn.log_model(
+            info = mlflow.sklearn.log_model(
                 model,
                 name="model",
                 serialization_format="skops",
@@ -293,8 +364,10 @@ def record_run(
                     f"skops=={tags['env.skops']}",
                 ],
                 input_example=example.head(2),
+                skops_trusted_types=TRUSTED_TYPES,
             )
         run_id = run.info.run_id
+    tag_registered_version(params, info, tags)
     record = {
         "run_id": run_id,
         "experiment_id": experiment_id,
@@ -304,6 +377,24 @@ def record_run(
         json.dumps(record, indent=2) + "\n", encoding="utf-8"
     )
     return run_id
+
+
+SERVING_ALIAS = "serving"
+
+
+def tag_registered_version(params: dict[str, Any], info: Any, tags: dict[str, str]) -> None:
+    """Tag the new registered version with its commit and data hash, and point the `serving`
+    alias at it: the version `make serve` serves is the one the last pipeline run wrote."""
+    from mlflow.tracking import MlflowClient
+
+    version = getattr(info, "registered_model_version", None)
+    if version is None:
+        return
+    client = MlflowClient()
+    name = params["mlflow"]["registered_model"]
+    for key in ("git.commit", "data.md5", "data.source", "model.sha256"):
+        client.set_model_version_tag(name, str(version), key, tags[key])
+    client.set_registered_model_alias(name, SERVING_ALIAS, str(version))
 
 
 def add_metrics(run_id: str, metrics: dict[str, float]) -> None:
@@ -316,6 +407,9 @@ def add_metrics(run_id: str, metrics: dict[str, float]) -> None:
 
 
 if __name__ == "__main__":
+    from .config import check_params, load_params
+
+    check_params(load_params())
     checked = preflight()
     if checked.startswith(("http://", "https://")):
         print(f"tracking: {display_uri(checked)} answers and accepts our credentials")

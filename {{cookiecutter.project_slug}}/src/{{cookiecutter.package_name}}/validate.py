@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,57 +29,146 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from .config import Paths, get_logger, load_params, locked_md5, md5_file
-from .data import LABEL, PROFILE, load_dataset, load_profile
+from .data import LABEL, PROFILE, build_profile, load_profile, read_prepared, write_profile
 
-__all__ = ["PROFILE", "build_profile", "build_schema", "load_profile", "validate_frame"]
+__all__ = [
+    "PROFILE",
+    "build_profile",
+    "build_schema",
+    "load_profile",
+    "validate_frame",
+    "write_profile",
+]
 
+# Distance between two rows that differ in one category (one-hot, scaled): a quarter of a
+# numeric feature's whole reference range, so categories do not drown the numbers.
+CATEGORY_WEIGHT = 0.25 / math.sqrt(2)
 MAX_LISTED_ROWS = 1000  # the report lists at most this many rejections per file (and counts all)
 DEFAULTS = {
     "max_duplicate_share": 0.01,
     "duplicate_decimals": 4,
     "near_duplicate_distance": 0.02,
     "neighbours": 5,
-    "max_label_noise_share": 0.07,
+    "max_label_noise_increase": 0.04,
     "require_locked_data": True,
+    "max_category_shift": 0.1,
+    "max_missing_shift": 0.1,
+    "max_target_shift": 0.25,
 }
 
 
-def build_profile(frame: pd.DataFrame) -> dict[str, Any]:
-    """Summarise a trusted data frame: feature ranges and label shares."""
-    features = frame.drop(columns=[LABEL])
-    shares = frame[LABEL].value_counts(normalize=True).sort_index()
-    return {
-        "features": {
-            column: {"min": float(features[column].min()), "max": float(features[column].max())}
-            for column in features.columns
-        },
-        "labels": {str(int(label)): round(float(share), 6) for label, share in shares.items()},
-        "rows": len(frame),
-    }
+def allowed_range(entry: dict[str, Any], margin: float) -> tuple[float, float]:
+    """The reference range widened by `margin` of its width, never past a natural bound."""
+    pad = margin * (entry["max"] - entry["min"])
+    low, high = entry["min"] - pad, entry["max"] + pad
+    if "natural_min" in entry:
+        low = max(low, float(entry["natural_min"]))
+    if entry.get("type") == "integer" or entry.get("integer"):
+        low, high = float(math.floor(low)), float(math.ceil(high))
+    return low, high
+
+
+def _integral(series: pd.Series) -> pd.Series:
+    return series.isna() | (series == np.round(series))
 
 
 def build_schema(profile: dict[str, Any], margin: float) -> pa.DataFrameSchema:
-    """A strict pandera schema: known columns only, finite values within the widened ranges."""
+    """A strict pandera schema following each feature's type: known columns only; numbers
+    finite and within the widened range (integers whole, never past natural bounds); booleans
+    0/1; categories from the reference; missing values only where the reference had them."""
     columns = {}
-    for name, stats in profile["features"].items():
-        pad = margin * (stats["max"] - stats["min"])
-        columns[name] = pa.Column(
-            float,
-            pa.Check.in_range(stats["min"] - pad, stats["max"] + pad),
-            nullable=False,
+    for name, entry in profile["features"].items():
+        kind = entry.get("type", "numeric")
+        nullable = float(entry.get("missing_share", 0.0)) > 0
+        if kind == "categorical":
+            columns[name] = pa.Column(
+                object, pa.Check.isin(list(entry["categories"])), nullable=nullable
+            )
+            continue
+        if kind == "boolean":
+            columns[name] = pa.Column(float, pa.Check.isin([0.0, 1.0]), nullable=nullable)
+            continue
+        checks = [pa.Check.in_range(*allowed_range(entry, margin))]
+        if kind == "integer":
+            checks.append(pa.Check(_integral, element_wise=False, name="integer"))
+        columns[name] = pa.Column(float, checks, nullable=nullable, coerce=True)
+    target = profile["target"]
+    if target["task"] == "regression":
+        columns[LABEL] = pa.Column(
+            float, pa.Check.in_range(*allowed_range(target, margin)), nullable=False, coerce=True
         )
-    labels = [int(label) for label in profile["labels"]]
-    columns[LABEL] = pa.Column(int, pa.Check.isin(labels), nullable=False)
+    elif target.get("label_type") == "integer":
+        labels = [int(label) for label in target["classes"]]
+        columns[LABEL] = pa.Column(int, pa.Check.isin(labels), nullable=False)
+    else:
+        columns[LABEL] = pa.Column(object, pa.Check.isin(list(target["classes"])), nullable=False)
     return pa.DataFrameSchema(columns, strict=True, ordered=False)
+
+
+def tolerance(limit: float, share: float, rows: int) -> float:
+    """`limit` plus three standard errors of a share measured on `rows` rows, so that small
+    splits of clean data are not rejected for sampling noise."""
+    return float(limit) + 3.0 * math.sqrt(max(share * (1 - share), 0.0) / max(rows, 1))
 
 
 def label_shift(frame: pd.DataFrame, profile: dict[str, Any]) -> float:
     """Largest absolute change in any label's share against the reference."""
-    shares = frame[LABEL].value_counts(normalize=True)
+    shares = frame[LABEL].astype(str).value_counts(normalize=True)
     return max(
-        abs(float(shares.get(int(label), 0.0)) - reference)
-        for label, reference in profile["labels"].items()
+        abs(float(shares.get(str(label), 0.0)) - reference)
+        for label, reference in profile["target"]["classes"].items()
     )
+
+
+def drift_problems(frame: pd.DataFrame, profile: dict[str, Any], params: dict[str, Any]) -> tuple:
+    """Category-share, missing-share and (regression) target-quantile drift against the
+    reference; each limit is widened by three standard errors for the frame's size."""
+    problems: list[str] = []
+    stats: dict[str, Any] = {}
+    rows = len(frame)
+    worst_category, worst_missing = 0.0, 0.0
+    for name, entry in profile["features"].items():
+        if name not in frame.columns:
+            continue
+        column = frame[name]
+        reference = float(entry.get("missing_share", 0.0))
+        missing = float(column.isna().mean())
+        worst_missing = max(worst_missing, missing - reference)
+        if missing > reference + tolerance(params["max_missing_shift"], reference, rows):
+            problems.append(
+                f"column {name!r}: {missing:.3f} of the values are missing, the reference has "
+                f"{reference:.3f} (limit +{params['max_missing_shift']}, "
+                "validate.max_missing_shift)"
+            )
+        if entry.get("type") == "categorical":
+            shares = column.dropna().astype(str).value_counts(normalize=True)
+            for category, share in entry["categories"].items():
+                moved = abs(float(shares.get(category, 0.0)) - float(share))
+                worst_category = max(worst_category, moved)
+                if moved > tolerance(params["max_category_shift"], float(share), rows):
+                    problems.append(
+                        f"column {name!r}: the share of category {category!r} moved by "
+                        f"{moved:.3f} (limit {params['max_category_shift']}, "
+                        "validate.max_category_shift)"
+                    )
+                    break
+    stats["missing_shift"] = round(worst_missing, 6)
+    stats["category_shift"] = round(worst_category, 6)
+    target = profile["target"]
+    if target["task"] == "regression" and LABEL in frame.columns and rows:
+        values = pd.to_numeric(frame[LABEL], errors="coerce").dropna()
+        quantiles = target["quantiles"]
+        spread = (quantiles["0.9"] - quantiles["0.1"]) or 1.0
+        if len(values):
+            shift = max(abs(float(values.quantile(float(q))) - v) for q, v in quantiles.items())
+            stats["target_shift"] = round(shift / spread, 6)
+            limit = params["max_target_shift"] + 3.0 / math.sqrt(max(len(values), 1))
+            if shift / spread > limit:
+                problems.append(
+                    f"target quantiles moved by {shift / spread:.3f} of the reference 10-90% "
+                    f"spread (limit {params['max_target_shift']}, validate.max_target_shift)"
+                )
+    return problems, stats
 
 
 def _rejection(row: Any, column: Any, rule: str, value: Any = None) -> dict[str, Any]:
@@ -105,29 +193,53 @@ def schema_rejections(frame: pd.DataFrame, profile: dict[str, Any], margin: floa
 
 
 def scaled_features(frame: pd.DataFrame, profile: dict[str, Any]) -> pd.DataFrame | None:
-    """Features divided by their reference range (finite rows only); None if columns are off."""
+    """Features on one scale for distances: numbers divided by their reference range (missing:
+    mid-range), categories one-hot; rows with a non-finite number or no label left out.
+    None when the frame lacks the profile's columns."""
     names = list(profile["features"])
     if LABEL not in frame.columns or not set(names) <= set(frame.columns):
         return None
-    values = frame[names].apply(pd.to_numeric, errors="coerce")
-    low = np.array([profile["features"][n]["min"] for n in names])
-    span = np.array([profile["features"][n]["max"] - profile["features"][n]["min"] for n in names])
-    scaled = (values - low) / np.where(span > 0, span, 1.0)
-    labels = pd.to_numeric(frame[LABEL], errors="coerce")
-    keep = np.isfinite(scaled.to_numpy()).all(axis=1) & labels.notna().to_numpy()
-    return scaled[keep].assign(**{LABEL: labels[keep]})
+    parts = {}
+    finite = np.ones(len(frame), dtype=bool)
+    for name in names:
+        entry = profile["features"][name]
+        if entry.get("type") == "categorical":
+            text = frame[name].astype(object)
+            for category in entry["categories"]:
+                hit = (text == category).to_numpy(dtype=float)
+                parts[f"{name}={category}"] = hit * CATEGORY_WEIGHT
+            continue
+        values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
+        low, high = (0.0, 1.0) if entry.get("type") == "boolean" else (entry["min"], entry["max"])
+        span = high - low if high > low else 1.0
+        scaled = (values - low) / span
+        finite &= ~np.isinf(scaled)
+        parts[name] = np.where(np.isnan(values), 0.5, scaled)
+    table = pd.DataFrame(parts, index=frame.index)
+    labels = frame[LABEL]
+    keep = finite & labels.notna().to_numpy()
+    return table[keep].assign(**{LABEL: labels[keep]})
 
 
 def duplicate_rejections(
-    frame: pd.DataFrame, scaled: pd.DataFrame, params: dict[str, Any]
+    frame: pd.DataFrame,
+    scaled: pd.DataFrame,
+    params: dict[str, Any],
+    reference: dict[str, float] | None = None,
 ) -> tuple[list[dict], list[str], dict[str, Any]]:
-    """Exact duplicates, conflicting duplicates after rounding, conflicting near-duplicates."""
+    """Exact duplicates, conflicting duplicates after rounding, conflicting near-duplicates.
+
+    Each share may exceed the reference's own (`reference`, recorded by `make profile`: a table
+    of few categories has duplicates of its own) by at most `max_duplicate_share`.
+    """
+    reference = reference or {}
     rejected, problems, stats = [], [], {}
     features = [c for c in scaled.columns if c != LABEL]
+    rows = max(len(frame), 1)
     duplicated = frame.duplicated(keep="first")
     share = float(duplicated.mean()) if len(frame) else 0.0
     stats["duplicate_share"] = round(share, 6)
-    if share > params["max_duplicate_share"]:
+    if share > params["max_duplicate_share"] + reference.get("duplicate_share", 0.0):
         problems.append(
             f"{int(duplicated.sum())} exact duplicate row(s), share {share:.3f} "
             f"(limit {params['max_duplicate_share']})"
@@ -136,12 +248,16 @@ def duplicate_rejections(
             _rejection(i, None, "duplicate of an earlier row") for i in frame.index[duplicated]
         ]
 
-    numeric = frame.loc[scaled.index, features].apply(pd.to_numeric, errors="coerce")
-    rounded = numeric.round(params["duplicate_decimals"])
+    if params.get("task") == "regression":  # continuous targets: no label conflicts to find
+        return rejected, problems, stats
+    rounded = scaled[features].round(params["duplicate_decimals"])
     groups = rounded.assign(**{LABEL: scaled[LABEL]}).groupby(features, sort=False)[LABEL]
     conflicting = groups.transform("nunique") > 1
     stats["conflicting_duplicates"] = int(conflicting.sum())
-    if conflicting.any():
+    allowed = params["max_duplicate_share"] + reference.get("conflicting_share", 0.0)
+    if conflicting.any() and (
+        not reference.get("conflicting_share") or conflicting.sum() / rows > allowed
+    ):
         problems.append(
             f"{int(conflicting.sum())} row(s) share their features (rounded to "
             f"{params['duplicate_decimals']} decimals) with a row of another label"
@@ -162,7 +278,8 @@ def duplicate_rejections(
         pairs = pairs[labels[pairs[:, 0]] != labels[pairs[:, 1]]]
         near = {int(scaled.index[i]) for i in pairs.ravel()} - set(conflicting.index[conflicting])
     stats["conflicting_near_duplicates"] = len(near)
-    if near:
+    allowed = params["max_duplicate_share"] + reference.get("near_share", 0.0)
+    if near and (not reference.get("near_share") or len(near) / rows > allowed):
         problems.append(
             f"{len(near)} row(s) lie within {params['near_duplicate_distance']} of a "
             "row with another label (near-duplicates with flipped labels)"
@@ -175,31 +292,84 @@ def duplicate_rejections(
     return rejected, problems, stats
 
 
-def label_noise(
-    scaled: pd.DataFrame, params: dict[str, Any]
-) -> tuple[list[dict], list[str], float]:
-    """Rows whose label 80% of their k nearest neighbours contradict; fail above the limit."""
+def reference_shares(frame: pd.DataFrame, profile: dict[str, Any], params: dict) -> dict:
+    """Duplicate, conflicting-duplicate and conflicting-near-duplicate shares of the trusted
+    reference itself (make profile records them; clean data of few categories has some)."""
+    params = {**DEFAULTS, **params, "task": profile["target"]["task"]}
+    scaled = scaled_features(frame, profile)
+    _, _, stats = duplicate_rejections(frame, scaled, {**params, "max_duplicate_share": 1.0})
+    rows = max(len(frame), 1)
+    return {
+        "duplicate_share": stats["duplicate_share"],
+        "conflicting_share": round(stats.get("conflicting_duplicates", 0) / rows, 6),
+        "near_share": round(stats.get("conflicting_near_duplicates", 0) / rows, 6),
+    }
+
+
+def lonely_share(scaled: pd.DataFrame, k: int) -> tuple[np.ndarray, float]:
+    """Which rows carry a label that 80% of their k nearest neighbours contradict, and the
+    share of such rows."""
     from scipy.spatial import cKDTree
 
-    k = int(params["neighbours"])
     needed = math.ceil(0.8 * k)
     if len(scaled) <= k:
-        return [], [], 0.0
+        return np.zeros(len(scaled), dtype=bool), 0.0
     points = scaled.drop(columns=[LABEL]).to_numpy()
     labels = scaled[LABEL].to_numpy()
     _, neighbours = cKDTree(points).query(points, k=k + 1)
     lonely = (labels[neighbours[:, 1:]] != labels[:, None]).sum(axis=1) >= needed
-    share = float(lonely.mean())
-    if share <= params["max_label_noise_share"]:
+    return lonely, float(lonely.mean())
+
+
+NOISE_FRACTIONS = (0.1, 0.2, 0.35, 0.5, 0.8, 1.0)
+
+
+def reference_noise(frame: pd.DataFrame, profile: dict[str, Any], k: int, seed: int = 0) -> dict:
+    """The label-noise share of the trusted reference at several sizes (the share grows as
+    rows get sparser), for `validate` to compare a split of any size against."""
+    scaled = scaled_features(frame, profile)
+    by_rows = {}
+    for fraction in NOISE_FRACTIONS:
+        part = scaled.sample(frac=fraction, random_state=seed) if fraction < 1 else scaled
+        if len(part) > k:
+            by_rows[str(len(part))] = round(lonely_share(part, k)[1], 6)
+    return {"neighbours": k, "by_rows": by_rows}
+
+
+def expected_noise(profile: dict[str, Any], rows: int, k: int) -> float:
+    """The reference's label-noise share interpolated at `rows` rows (0 when not recorded)."""
+    recorded = profile["target"].get("label_noise") or {}
+    if recorded.get("neighbours") != k or not recorded.get("by_rows"):
+        return 0.0
+    sizes = sorted((int(n), float(s)) for n, s in recorded["by_rows"].items())
+    return float(np.interp(rows, [n for n, _ in sizes], [s for _, s in sizes]))
+
+
+def label_noise(
+    scaled: pd.DataFrame, params: dict[str, Any], profile: dict[str, Any] | None = None
+) -> tuple[list[dict], list[str], float]:
+    """Rows whose label 80% of their k nearest neighbours contradict; fail when their share
+    exceeds the reference's share at this size by more than `max_label_noise_increase` (plus
+    two standard errors)."""
+    k = int(params["neighbours"])
+    needed = math.ceil(0.8 * k)
+    lonely, share = lonely_share(scaled, k)
+    expected = expected_noise(profile, len(scaled), k) if profile else 0.0
+    limit = (
+        expected
+        + float(params["max_label_noise_increase"])
+        + 2.0 * math.sqrt(expected * (1 - expected) / max(len(scaled), 1))
+    )
+    if share <= limit:
         return [], [], share
     rule = f"label disagrees with {needed} or more of its {k} nearest neighbours"
     rows = [_rejection(i, LABEL, rule, scaled.at[i, LABEL]) for i in scaled.index[lonely]]
-    limit = params["max_label_noise_share"]
     return (
         rows,
         [
             f"{int(lonely.sum())} row(s) ({share:.3f}) carry a label that {needed} of their "
-            f"{k} nearest neighbours contradict (limit {limit}): flipped labels?"
+            f"{k} nearest neighbours contradict; the reference has {expected:.3f} at this size "
+            f"(limit {limit:.3f}, validate.max_label_noise_increase): flipped labels?"
         ],
         share,
     )
@@ -209,29 +379,36 @@ def validate_frame(
     frame: pd.DataFrame, profile: dict[str, Any], params: dict[str, Any]
 ) -> dict[str, Any]:
     """Check one frame; return a report whose `passed` says whether it may be used."""
-    params = {**DEFAULTS, **params}
+    task = profile["target"]["task"]
+    params = {**DEFAULTS, **params, "task": task}
     report: dict[str, Any] = {"rows": len(frame), "problems": []}
     rejected = schema_rejections(frame, profile, params["range_margin"])
     if rejected:
         report["problems"].append(f"{len(rejected)} schema violation(s)")
-    if LABEL in frame.columns and len(frame):
-        try:
-            shift = label_shift(frame, profile)
-        except (TypeError, ValueError):
-            shift = None
-        if shift is not None:
-            report["label_shift"] = round(shift, 6)
-            if shift > params["max_label_shift"]:
-                report["problems"].append(
-                    f"label distribution moved by {shift:.3f} (limit {params['max_label_shift']})"
-                )
+    if task != "regression" and LABEL in frame.columns and len(frame):
+        shift = label_shift(frame, profile)
+        report["label_shift"] = round(shift, 6)
+        if shift > params["max_label_shift"]:
+            report["problems"].append(
+                f"label distribution moved by {shift:.3f} (limit {params['max_label_shift']}, "
+                "validate.max_label_shift)"
+            )
+    drift, drift_stats = drift_problems(frame, profile, params)
+    report["problems"] += drift
+    report.update(drift_stats)
     scaled = scaled_features(frame, profile)
     if scaled is not None and len(scaled):
-        rows, problems, stats = duplicate_rejections(frame, scaled, params)
-        noisy, noise_problems, share = label_noise(scaled, params)
-        rejected += rows + noisy
-        report["problems"] += problems + noise_problems
-        report.update(stats, label_noise_share=round(share, 6))
+        rows, problems, stats = duplicate_rejections(
+            frame, scaled, params, profile.get("reference_shares")
+        )
+        rejected += rows
+        report["problems"] += problems
+        report.update(stats)
+        if task != "regression":
+            noisy, noise_problems, share = label_noise(scaled, params, profile)
+            rejected += noisy
+            report["problems"] += noise_problems
+            report["label_noise_share"] = round(share, 6)
     report["rejected_count"] = len(rejected)
     report["rejected_rows"] = rejected[:MAX_LISTED_ROWS]
     report["passed"] = not report["problems"]
@@ -261,17 +438,6 @@ def check_locked_data(paths: Paths, params: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def write_profile(paths: Paths | None = None) -> Path:
-    """Rebuild the reference profile from the pristine bundled data set (review the diff)."""
-    paths = paths or Paths()
-    params = load_params(paths)["data"]
-    target = paths.root / PROFILE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    profile = build_profile(load_dataset(params["dataset"]))
-    target.write_text(json.dumps(profile, indent=2) + "\n", encoding="utf-8")
-    return target
-
-
 def main() -> int:
     log = get_logger("validate")
     paths = Paths()
@@ -282,7 +448,7 @@ def main() -> int:
         log.error("%s", problem)
     results = {}
     for name, path in (("train", paths.train_csv), ("test", paths.test_csv)):
-        results[name] = validate_frame(pd.read_csv(path), profile, params)
+        results[name] = validate_frame(read_prepared(path, profile), profile, params)
         problems = results[name]["problems"]
         state = "ok" if results[name]["passed"] else "REJECTED: " + "; ".join(problems)
         log.info("%s: %d rows, %s", name, results[name]["rows"], state)

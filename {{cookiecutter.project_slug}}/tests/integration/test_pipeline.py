@@ -7,8 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
-from conftest import scratch_env, scratch_project
+from conftest import scratch_env, scratch_project, task_outputs
 
 pytestmark = pytest.mark.integration
 
@@ -44,11 +45,19 @@ def project(tmp_path_factory) -> Path:
     return copy
 
 
-def test_pipeline_writes_metrics_and_plots(project):
+def test_pipeline_writes_the_task_metrics_plots_and_example_request(project, task, profile):
+    metric_keys, plot_files = task_outputs(task)
     metrics = json.loads((project / "reports" / "metrics.json").read_text())
-    assert metrics["accuracy"] > 0.9
-    for name in ("confusion_matrix", "roc_curve", "precision_recall"):
-        assert (project / "reports" / "figures" / f"{name}.png").stat().st_size > 1000
+    assert set(metrics) == set(metric_keys)
+    for name in plot_files:
+        rows = json.loads((project / "reports" / "plots" / name).read_text())
+        assert rows, name
+    if task != "regression":
+        confusion = json.loads((project / "reports" / "plots" / "confusion.json").read_text())
+        assert {r["actual"] for r in confusion} <= set(profile["target"]["classes"])
+    example = json.loads((project / "reports" / "example-request.json").read_text())
+    assert 1 <= len(example["rows"]) <= 3
+    assert set(example["rows"][0]) == set(profile["features"])
 
 
 def test_run_is_tracked_with_lineage(project):
@@ -65,10 +74,18 @@ def test_run_is_tracked_with_lineage(project):
     lock = (project / "dvc.lock").read_text()
     assert run.data.tags["data.train.md5"] in lock
     assert run.data.tags["data.train.dvc_md5"] == run.data.tags["data.train.md5"]
-    assert run.data.params["train.C"]
-    assert "test_accuracy" in run.data.metrics
+    assert run.data.params["train.model"]
+    assert run.data.tags["data.md5"]
+    assert head[:7] in run.info.run_name
+    inputs = run.inputs.dataset_inputs
+    assert inputs and inputs[0].dataset.digest == run.data.tags["data.md5"][:36]
+    metric = next(iter(json.loads((project / "reports" / "metrics.json").read_text())))
+    assert f"test_{metric}" in run.data.metrics
     versions = client.search_model_versions(f"run_id = '{run.info.run_id}'")
     assert versions, "the model was not registered"
+    assert versions[0].tags["git.commit"] == head
+    name = versions[0].name
+    assert client.get_model_version_by_alias(name, "serving").version == versions[0].version
 
 
 def run_git(project: Path) -> str:
@@ -85,7 +102,9 @@ def test_second_repro_runs_no_stage(project):
 
 def test_changing_a_training_parameter_reruns_only_train_and_after(project):
     params = project / "params.yaml"
-    params.write_text(params.read_text().replace("C: 1.0", "C: 0.5"))
+    values = yaml.safe_load(params.read_text())
+    values["train"]["seed"] = int(values["train"]["seed"]) + 1  # any other valid seed
+    params.write_text(yaml.safe_dump(values, sort_keys=False))
     done = run(["dvc", "repro"], project)
     assert done.returncode == 0, done.stdout + done.stderr
     ran = {

@@ -15,22 +15,18 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import flip, numeric_features
 from {{ cookiecutter.package_name }} import validate
 from {{ cookiecutter.package_name }}.config import Paths
 from {{ cookiecutter.package_name }}.data import LABEL
 from {{ cookiecutter.package_name }}.validate import (
+    allowed_range,
     check_locked_data,
-    load_profile,
     md5_file,
     validate_frame,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def profile(paths):
-    return load_profile(paths)
 
 
 def check(frame, profile, params):
@@ -41,29 +37,59 @@ def rejected(report, rule):
     return {r["row"] for r in report["rejected_rows"] if r["rule"].startswith(rule)}
 
 
-def test_clean_training_data_passes_every_check(frames, profile, params):
+@pytest.fixture
+def classification(task):
+    if task == "regression":
+        pytest.skip("label attacks need class labels; this project is a regression")
+
+
+def test_clean_training_data_passes_every_check(frames, profile, params, task):
     report = check(frames[0], profile, params)
     assert report["passed"], report["problems"]
     assert report["rejected_rows"] == []
-    assert report["conflicting_duplicates"] == 0 and report["conflicting_near_duplicates"] == 0
+    if task != "regression":
+        assert report["conflicting_duplicates"] == 0 and report["conflicting_near_duplicates"] == 0
+
+
+def out_of_range(frame, profile, params, columns):
+    """Rows pushed past the allowed range of each of `columns` (beyond high + its width)."""
+    poison = frame.copy()
+    for name in columns:
+        low, high = allowed_range(profile["features"][name], params["validate"]["range_margin"])
+        poison[name] = high + (high - low) + 1.0
+    return poison
 
 
 def test_poisoned_out_of_range_rows_are_rejected_by_row_column_and_rule(frames, profile, params):
     train = frames[0]
-    poison = train.head(5).copy()
-    poison[train.columns[:3]] *= 50
+    columns = numeric_features(profile)[:3]
+    poison = out_of_range(train.head(5), profile, params, columns)
     report = check(pd.concat([train, poison], ignore_index=True), profile, params)
     assert not report["passed"]
     rows = rejected(report, "schema")
     assert set(range(len(train), len(train) + 5)) <= rows
     entry = next(r for r in report["rejected_rows"] if r["row"] == len(train))
-    assert entry["column"] in set(train.columns[:3]) and "in_range" in entry["rule"]
+    assert entry["column"] in set(columns) and "in_range" in entry["rule"]
 
 
-def test_copies_with_flipped_labels_are_rejected_as_conflicting_duplicates(frames, profile, params):
+def test_rows_with_unknown_categories_are_rejected(frames, profile, params):
+    names = [n for n, e in profile["features"].items() if e["type"] == "categorical"]
+    if not names:
+        pytest.skip("the profile has no categorical feature")
+    train = frames[0]
+    poison = train.head(5).assign(**{names[0]: "never-seen-before"})
+    report = check(pd.concat([train, poison], ignore_index=True), profile, params)
+    assert not report["passed"]
+    rows = {r["row"] for r in report["rejected_rows"] if r["column"] == names[0]}
+    assert set(range(len(train), len(train) + 5)) <= rows
+
+
+def test_copies_with_flipped_labels_are_rejected_as_conflicting_duplicates(
+    classification, frames, profile, params
+):
     train = frames[0]
     copies = train.sample(20, random_state=1)
-    flipped = copies.assign(**{LABEL: 1 - copies[LABEL]})
+    flipped = copies.assign(**{LABEL: flip(copies[LABEL], profile)})
     report = check(pd.concat([train, flipped], ignore_index=True), profile, params)
     assert not report["passed"]
     rows = rejected(report, "conflicting duplicate")
@@ -71,25 +97,29 @@ def test_copies_with_flipped_labels_are_rejected_as_conflicting_duplicates(frame
     assert set(copies.index) <= rows, "the originals they contradict are named too"
 
 
-def test_near_copies_with_flipped_labels_are_rejected(frames, profile, params):
+def test_near_copies_with_flipped_labels_are_rejected(classification, frames, profile, params):
     train = frames[0]
     copies = train.sample(20, random_state=2)
-    noise = np.random.default_rng(0).normal(1.0, 0.002, size=(20, train.shape[1] - 1))
-    near = copies.drop(columns=[LABEL]) * noise
-    near[LABEL] = 1 - copies[LABEL].to_numpy()
+    columns = numeric_features(profile)
+    noise = np.random.default_rng(0).normal(1.0, 0.002, size=(20, len(columns)))
+    near = copies.copy()
+    near[columns] = copies[columns].to_numpy() * noise
+    near[LABEL] = flip(copies[LABEL], profile).to_numpy()
     report = check(pd.concat([train, near], ignore_index=True), profile, params)
     assert not report["passed"]
     assert set(range(len(train), len(train) + 20)) <= rejected(report, "conflicting near-duplicate")
 
 
-def test_labels_flipped_in_place_are_rejected_as_label_noise(frames, profile, params):
+def test_labels_flipped_in_place_are_rejected_as_label_noise(
+    classification, frames, profile, params
+):
     train = frames[0].copy()
-    victims = train.sample(frac=0.1, random_state=3).index
-    train.loc[victims, LABEL] = 1 - train.loc[victims, LABEL]
+    victims = train.sample(frac=0.2, random_state=3).index  # 20%: caught on noisier tables too
+    train.loc[victims, LABEL] = flip(train.loc[victims, LABEL], profile)
     report = check(train, profile, params)
     assert report["label_shift"] < params["validate"]["max_label_shift"], "shift alone misses it"
     assert not report["passed"]
-    assert report["label_noise_share"] > params["validate"]["max_label_noise_share"]
+    assert any("flipped labels" in p for p in report["problems"]), report["problems"]
     caught = rejected(report, "label disagrees")
     assert len(caught & set(victims)) >= len(victims) // 2
 
@@ -134,11 +164,11 @@ def test_a_prepared_file_changed_after_prepare_is_refused(tmp_path, frames, para
 
 
 def test_the_validate_stage_fails_before_train_and_writes_the_rejected_rows(
-    tmp_path, frames, params, monkeypatch
+    tmp_path, frames, profile, params, monkeypatch
 ):
     train, test = frames
-    flipped = train.head(10).assign(**{LABEL: 1 - train.head(10)[LABEL]})
-    paths = make_root(tmp_path, pd.concat([train, flipped], ignore_index=True), test, params)
+    poison = out_of_range(train.head(10), profile, params, numeric_features(profile)[:1])
+    paths = make_root(tmp_path, pd.concat([train, poison], ignore_index=True), test, params)
     monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
     assert validate.main() == 1
     report = json.loads(paths.validation_report.read_text())
@@ -156,21 +186,37 @@ def test_train_runs_only_after_validate_passed():
 
 
 @pytest.mark.integration
-def test_dvc_repro_stops_at_validate_and_never_trains_on_poisoned_data(tmp_path, frames):
-    """End to end: a raw CSV with flipped-label copies goes through the real `dvc repro`."""
+def test_dvc_repro_stops_at_validate_and_never_trains_on_poisoned_data(
+    tmp_path, paths, params, profile, task
+):
+    """End to end: the configured raw data plus poisoned copies goes through the real
+    `dvc repro` as a raw file of its own (flipped labels, or for a regression out-of-range
+    rows); the profile stays the reviewed one."""
     import subprocess
 
     from conftest import scratch_env, scratch_project
+    from {{ cookiecutter.package_name }}.data import configured_frame, target_name
 
     copy = scratch_project(tmp_path / "project", "keys")
-    train = pd.concat(frames, ignore_index=True)
-    copies = train.sample(15, random_state=4)
-    raw = pd.concat([train, copies.assign(**{LABEL: 1 - copies[LABEL]})], ignore_index=True)
-    (copy / "raw").mkdir()
-    raw.to_csv(copy / "raw" / "records.csv", index=False)
-    params = yaml.safe_load((copy / "params.yaml").read_text())
-    params["data"]["raw_csv"] = "raw/records.csv"
-    (copy / "params.yaml").write_text(yaml.safe_dump(params))
+    raw = configured_frame(paths, params["data"])
+    copies = raw.sample(15, random_state=4)
+    if task == "regression":
+        column = numeric_features(profile)[0]
+        poison = out_of_range(copies, profile, params, [column])
+        rule = "schema"
+    else:
+        from {{ cookiecutter.package_name }}.data import labels_as_profiled
+
+        poison = copies.assign(**{LABEL: flip(labels_as_profiled(copies[LABEL], profile), profile)})
+        rule = "conflicting duplicate"
+    poisoned = pd.concat([raw, poison], ignore_index=True)
+    poisoned = poisoned.rename(columns={LABEL: target_name(params["data"])})
+    (copy / "data" / "raw").mkdir(parents=True, exist_ok=True)
+    poisoned.to_csv(copy / "data" / "raw" / "poisoned.csv", index=False)
+    changed = yaml.safe_load((copy / "params.yaml").read_text())
+    changed["data"]["raw_path"] = "data/raw/poisoned.csv"
+    changed["data"].pop("raw_csv", None)
+    (copy / "params.yaml").write_text(yaml.safe_dump(changed))
     subprocess.run(["git", "init", "-q"], cwd=copy, check=True)
     env = scratch_env(copy)
     done = subprocess.run(
@@ -183,7 +229,7 @@ def test_dvc_repro_stops_at_validate_and_never_trains_on_poisoned_data(tmp_path,
     report = json.loads((copy / "reports" / "validation.json").read_text())
     assert report["passed"] is False
     assert any(
-        r["rule"].startswith("conflicting duplicate")
+        r["rule"].startswith(rule)
         for part in ("train", "test")
         for r in report[part]["rejected_rows"]
     )

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from serve_support import make_root, rows_of
 
+from conftest import numeric_features
 from {{ cookiecutter.package_name }}.config import load_params
 from {{ cookiecutter.package_name }}.inference import InputError, Predictor, SettingsError
 from {{ cookiecutter.package_name }}.model_io import ModelIntegrityError
@@ -29,6 +30,13 @@ def good(frames):
     return rows_of(frames[1], 5)
 
 
+@pytest.fixture(scope="module")
+def numeric(predictor, profile):
+    """Schema entries of numeric features that never miss a value (range and NaN rules)."""
+    names = set(numeric_features(profile))
+    return [f for f in predictor.schema if f.name in names]
+
+
 def reject(predictor, rows, field, rule):
     with pytest.raises(InputError) as caught:
         predictor.predict(rows)
@@ -36,26 +44,48 @@ def reject(predictor, rows, field, rule):
     return caught.value
 
 
-def test_valid_rows_get_a_label_and_a_coarse_confidence(predictor, good, frames):
+def test_valid_rows_get_a_coarse_answer(predictor, good, frames, params, task):
     answers = predictor.predict(good)
     assert len(answers) == 5
+    if task == "regression":
+        decimals = params["serve"].get("decimals", 3)
+        for answer in answers:
+            assert set(answer) == {"value"}
+            assert answer["value"] == round(answer["value"], decimals)
+        return
+    mode = params["serve"]["confidence"]
+    keys = {"band": {"label", "confidence"}, "rounded": {"label", "confidence"}}
+    keys.update(none={"label"}, full={"label", "probabilities"})
+    classes = {str(c) for c in predictor.classes}
     for answer in answers:
-        assert set(answer) == {"label", "confidence"}
-        assert answer["confidence"] in {"low", "medium", "high"}
+        assert set(answer) == keys[mode]
+        assert str(answer["label"]) in classes
+        if mode == "band":
+            assert answer["confidence"] in {"low", "medium", "high"}
     truth = frames[1]["target"].head(5).tolist()
-    assert sum(a["label"] == t for a, t in zip(answers, truth, strict=True)) >= 4
+    assert sum(a["label"] == t for a, t in zip(answers, truth, strict=True)) >= 3
 
 
-def test_out_of_range_values_are_rejected(predictor, good):
-    feature = predictor.schema[0]
+def test_unknown_categories_are_rejected_naming_the_allowed_ones(predictor, good):
+    categorical = [f for f in predictor.schema if f.kind == "categorical"]
+    if not categorical:
+        pytest.skip("the profile has no categorical feature")
+    feature = categorical[0]
+    error = reject(predictor, [{**good[0], feature.name: "never-seen"}], feature.name, "category")
+    assert feature.categories[0] in str(error)
+    reject(predictor, [{**good[0], feature.name: 3.5}], feature.name, "type")
+
+
+def test_out_of_range_values_are_rejected(predictor, good, numeric):
+    feature = numeric[0]
     for value in (feature.high * 1.01 + 1e-9, feature.low - abs(feature.low) * 0.01 - 1e-3, 1e9):
         row = {**good[0], feature.name: value}
         error = reject(predictor, [good[1], row], feature.name, "range")
         assert error.row == 1 and str(value) not in str(error)
 
 
-def test_values_at_the_widened_edge_are_accepted(predictor, good):
-    feature = predictor.schema[0]
+def test_values_at_the_widened_edge_are_accepted(predictor, good, numeric):
+    feature = numeric[0]
     assert predictor.predict([{**good[0], feature.name: feature.high}])
     assert predictor.predict([{**good[0], feature.name: feature.low}])
 
@@ -63,14 +93,14 @@ def test_values_at_the_widened_edge_are_accepted(predictor, good):
 @pytest.mark.parametrize(
     ("value", "rule"), [(math.nan, "nan"), (math.inf, "infinite"), (-math.inf, "infinite")]
 )
-def test_nan_and_infinity_are_rejected(predictor, good, value, rule):
-    name = predictor.schema[3].name
+def test_nan_and_infinity_are_rejected(predictor, good, numeric, value, rule):
+    name = numeric[-1].name
     reject(predictor, [{**good[0], name: value}], name, rule)
 
 
 @pytest.mark.parametrize("value", ["12.5", None, True, [1.0], {"x": 1}])
-def test_values_that_are_not_numbers_are_rejected(predictor, good, value):
-    name = predictor.schema[2].name
+def test_values_that_are_not_numbers_are_rejected(predictor, good, numeric, value):
+    name = numeric[len(numeric) // 2].name
     reject(predictor, [{**good[0], name: value}], name, "type")
 
 
@@ -89,7 +119,9 @@ def test_batches_over_the_limit_and_empty_batches_are_rejected(predictor, good):
     assert len(predictor.predict([good[0]] * limit)) == limit
 
 
-def test_full_probabilities_only_when_configured(root, good):
+def test_full_probabilities_only_when_configured(root, good, task):
+    if task == "regression":
+        pytest.skip("a regression answers a value, never probabilities")
     params = load_params(root)
     for mode, check in (
         (
@@ -121,17 +153,23 @@ def test_a_profile_that_does_not_match_the_model_is_refused(tmp_path, frames, pa
     root = make_root(tmp_path / "p", frames[0], params)
     profile = root.root / "reference" / "data_profile.json"
     data = json.loads(profile.read_text())
-    data["features"]["extra_feature"] = {"min": 0.0, "max": 1.0}
+    data["features"]["extra_feature"] = {"type": "numeric", "min": 0.0, "max": 1.0}
     profile.write_text(json.dumps(data))
     with pytest.raises(SettingsError, match="other features"):
         Predictor(root)
 
 
-def test_margin_comes_from_params(root, good):
+def test_margin_comes_from_params(root, good, numeric):
     params = yaml.safe_load(root.params.read_text())
+    index = next(i for i, f in enumerate(Predictor(root).schema) if f.name == numeric[0].name)
     wide = Predictor(root, {**params, "validate": {**params["validate"], "range_margin": 1.0}})
-    feature = wide.schema[0]
+    feature = wide.schema[index]
     narrow = Predictor(root, {**params, "validate": {**params["validate"], "range_margin": 0.0}})
-    assert feature.high > narrow.schema[0].high
-    assert wide.predict([{**good[0], feature.name: narrow.schema[0].high * 1.05}])
-    reject(narrow, [{**good[0], feature.name: narrow.schema[0].high * 1.05}], feature.name, "range")
+    edge = narrow.schema[index].high
+    outside = (
+        edge + (edge - narrow.schema[index].low) * 0.05 + (1 if feature.kind == "integer" else 0)
+    )
+    outside = float(round(outside)) if feature.kind == "integer" else outside
+    assert feature.high > edge
+    assert wide.predict([{**good[0], feature.name: outside}])
+    reject(narrow, [{**good[0], feature.name: outside}], feature.name, "range")

@@ -12,7 +12,7 @@ import yaml
 
 from {{ cookiecutter.package_name }} import data, privacy
 from {{ cookiecutter.package_name }}.config import Paths
-from {{ cookiecutter.package_name }}.data import LABEL, load_dataset
+from {{ cookiecutter.package_name }}.data import LABEL, configured_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 EMAILS = [f"patient{i}@clinic-example.org" for i in range(25)]
@@ -25,17 +25,23 @@ PLANTED = [*EMAILS, *PHONES, *SSNS, *CARDS, *IBANS, *NOTES]
 
 
 @pytest.fixture(scope="module")
-def raw(params):
-    return load_dataset(params["data"]["dataset"])
+def raw(paths, params):
+    """The configured raw data (target named `target`, data.drop_columns removed)."""
+    return configured_frame(paths, params["data"])
+
+
+@pytest.fixture(scope="module")
+def first_feature(profile):
+    return next(iter(profile["features"]))
 
 
 def column_with(values, length):
     return pd.Series(values + [""] * (length - len(values)), dtype="object")
 
 
-def test_the_bundled_data_holds_no_personal_data(raw):
-    report = privacy.scan(raw)
-    assert report["passed"] and report["columns"] == {}
+def test_no_personal_data_reaches_the_features_of_the_configured_data(raw, profile):
+    report = privacy.scan(raw, [*profile["features"], LABEL])
+    assert report["passed"], report["blocking_columns"]
 
 
 def test_each_kind_is_found_and_counted(raw):
@@ -78,7 +84,9 @@ def test_look_alikes_fail_the_checksums():
 
 
 def scratch(tmp_path, params, frame, monkeypatch):
-    changed = {**params, "data": {**params["data"], "raw_csv": "raw/records.csv"}}
+    data_params = {**params["data"], "raw_path": "raw/records.csv", "target": LABEL}
+    data_params.pop("raw_csv", None)
+    changed = {**params, "data": {**data_params, "drop_columns": []}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(changed), encoding="utf-8")
     shutil.copytree(ROOT / "reference", tmp_path / "reference")
     (tmp_path / "raw").mkdir()
@@ -92,24 +100,24 @@ def no_values(report_text):
 
 
 def test_personal_data_in_a_feature_column_fails_prepare_and_writes_only_counts(
-    tmp_path, params, raw, monkeypatch
+    tmp_path, params, raw, first_feature, monkeypatch
 ):
-    frame = raw.astype({"mean_radius": "object"})
-    frame.loc[: len(EMAILS) - 1, "mean_radius"] = EMAILS
+    frame = raw.astype({first_feature: "object"})
+    frame.loc[: len(EMAILS) - 1, first_feature] = EMAILS
     frame["contact_phone"] = column_with(PHONES, len(frame))
     paths = scratch(tmp_path, params, frame, monkeypatch)
     assert data.main() == 1
     assert not paths.train_csv.exists() and not paths.test_csv.exists(), "nothing half-written"
     text = (paths.reports / "pii.json").read_text()
     report = json.loads(text)
-    assert report["passed"] is False and report["blocking_columns"] == ["mean_radius"]
-    assert report["columns"]["mean_radius"]["kinds"]["email"] == len(EMAILS)
+    assert report["passed"] is False and report["blocking_columns"] == [first_feature]
+    assert report["columns"][first_feature]["kinds"]["email"] == len(EMAILS)
     assert report["columns"]["contact_phone"]["in_features"] is False
     assert no_values(text) == []
 
 
 def test_personal_data_outside_the_features_is_dropped_and_reported(
-    tmp_path, params, raw, monkeypatch
+    tmp_path, params, raw, profile, monkeypatch
 ):
     frame = raw.copy()
     frame["email"] = column_with(EMAILS, len(frame))
@@ -118,11 +126,12 @@ def test_personal_data_outside_the_features_is_dropped_and_reported(
     paths = scratch(tmp_path, params, frame, monkeypatch)
     assert data.main() == 0
     kept = pd.read_csv(paths.train_csv).columns.tolist()
-    assert kept == [c for c in raw.columns if c != LABEL] + [LABEL]
+    assert kept == [*profile["features"], LABEL]
     text = (paths.reports / "pii.json").read_text()
     report = json.loads(text)
     assert report["passed"] is True
-    assert set(report["dropped_columns"]) == {"email", "notes", "card"}
+    expected = {"email", "notes", "card"} | (set(raw.columns) - set(profile["features"]) - {LABEL})
+    assert set(report["dropped_columns"]) == expected
     assert report["columns"]["email"]["kinds"] == {"email": len(EMAILS), "column_name": len(frame)}
     assert report["columns"]["card"]["kinds"]["payment_card"] == len(CARDS)
     assert no_values(text) == []

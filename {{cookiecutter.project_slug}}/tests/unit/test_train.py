@@ -3,19 +3,45 @@ import json
 import pytest
 
 from {{ cookiecutter.package_name }}.data import LABEL
+from {{ cookiecutter.package_name }}.evaluate import METRIC_KEYS, score, verdict
 from {{ cookiecutter.package_name }}.model_io import ModelIntegrityError, load_model, save_model
 from {{ cookiecutter.package_name }}.tracking import display_uri, flat_params
-from {{ cookiecutter.package_name }}.train import fit
+from {{ cookiecutter.package_name }}.train import CLASSIFIERS, REGRESSORS, fit, model_name
 
 
 @pytest.fixture(scope="module")
-def model(frames, params):
-    return fit(frames[0], params["train"])
+def model(frames, params, profile):
+    return fit(frames[0], params["train"], profile)
 
 
-def test_model_learns_the_task(model, frames):
-    test = frames[1]
-    assert model.score(test.drop(columns=[LABEL]), test[LABEL]) > 0.9
+def test_model_learns_the_task_above_the_configured_threshold(model, frames, params, task):
+    result, _ = score(model, frames[1], task)
+    assert set(result) == set(METRIC_KEYS[task])
+    assert verdict(result, task, params) == [], result
+
+
+def test_every_model_choice_of_the_task_fits_saves_and_loads(
+    frames, params, profile, task, tmp_path
+):
+    choices = REGRESSORS if task == "regression" else CLASSIFIERS
+    small = frames[0].head(200)
+    quick = {  # small versions of the configured models: this checks fitting and saving
+        "random_forest": {**params["train"].get("random_forest", {}), "n_estimators": 5},
+        "hist_gradient_boosting": {
+            **params["train"].get("hist_gradient_boosting", {}),
+            "max_iter": 5,
+        },
+    }
+    for name in choices:
+        fitted = fit(small, {**params["train"], **quick, "model": name}, profile)
+        path, manifest = tmp_path / f"{name}.skops", tmp_path / f"{name}.json"
+        save_model(fitted, path, manifest)
+        features = frames[1].drop(columns=[LABEL])
+        assert (load_model(path, manifest).predict(features) == fitted.predict(features)).all()
+    wrong = "logistic" if task == "regression" else "ridge"
+    if wrong == "ridge":
+        with pytest.raises(ValueError, match="train.model"):
+            model_name({"model": wrong}, task)
 
 
 def test_saved_model_round_trips_through_skops(model, frames, tmp_path):
