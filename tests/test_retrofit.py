@@ -635,6 +635,7 @@ def test_the_runner_installs_the_pinned_scanners_and_runs_the_gates_in_the_repos
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASS bandit" in done.stdout and "PASS secrets" in done.stdout
     venv = root / ".secure-ml" / ".venv"
+    assert "uv = " in (venv / "pyvenv.cfg").read_text()  # uv from PATH made it
     installed = run([str(venv / "bin" / "python"), "-m", "pip", "freeze"], root, check=False).stdout
     assert "detect-secrets==1.5.0" in installed and "bandit==" in installed, installed
     assert run(["git", "status", "--porcelain", "--ignored", "--", ".secure-ml"], root).stdout == "!! .secure-ml/.venv/\n"
@@ -656,6 +657,18 @@ def test_the_runner_installs_the_pinned_scanners_and_runs_the_gates_in_the_repos
     tampered = run(["sh", ".secure-ml/run", "bandit"], root, env=runner_env, check=False)
     assert tampered.returncode != 0 and "== bandit" not in tampered.stdout, tampered.stdout + tampered.stderr
     assert "hash" in tampered.stderr.lower(), tampered.stderr
+
+
+@pytest.mark.slow
+def test_the_runner_falls_back_to_pip_without_uv(tmp_path, env):
+    root = tmp_path / "repo"
+    gates_repo(root, env)
+    python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+    no_uv = {**env, "PATH": "/usr/bin:/bin", "PYTHONPATH": "", "SECURE_ML_PYTHON": python}
+    assert shutil.which("uv", path=no_uv["PATH"]) is None
+    done = run(["sh", ".secure-ml/run", "secrets"], root, env=no_uv, check=False)
+    assert done.returncode == 0 and "PASS secrets" in done.stdout, done.stdout + done.stderr
+    assert "uv = " not in (root / ".secure-ml/.venv/pyvenv.cfg").read_text()  # python -m venv + pip
 
 
 def test_the_secrets_gate_accepts_dvc_digests_and_still_finds_a_secret_in_dvc_files(tmp_path, env):
