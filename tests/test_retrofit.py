@@ -783,6 +783,11 @@ def test_the_added_ci_installs_nothing_unpinned():
     names = re.findall(r"(?m)^([A-Za-z0-9_.-]+)==\S+ \\$", pinned)
     assert {"bandit", "detect-secrets", "pip-audit", "picklescan", "zizmor"} <= set(names)
     assert pinned.count("--hash=sha256:") >= len(names)
+    # It is the root pyproject's [gates] extra, resolved (`make lock` re-resolves it).
+    import tomllib
+    extra = tomllib.loads((TEMPLATE / "pyproject.toml").read_text())["project"]["optional-dependencies"]["gates"]
+    missing = [pin for pin in extra if not re.search(rf"(?mi)^{re.escape(pin)} \\$", pinned)]
+    assert not missing, f"{missing}: run make lock"
 
 
 def test_with_pipeline_in_a_dvc_project_keeps_its_stages(tmp_path, env):
