@@ -43,6 +43,9 @@ bench: $(VENV)/.installed ## Run the benchmarks and rewrite benchmarks/RESULTS.m
 
 lock: $(VENV)/.installed ## Re-resolve the template's and the generated project's locks
 	@uv pip compile pyproject.toml --extra dev --universal --generate-hashes --python-version 3.11 --quiet -o requirements/dev.lock
+	@# The scanners a retrofitted repository installs (.secure-ml/requirements.txt): the [gates] extra only.
+	@python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['gates']))" \
+	  | uv pip compile - --universal --generate-hashes --python-version 3.11 --quiet --custom-compile-command 'make lock' -o src/secure_ml_template/program/gates-requirements.txt
 	@./scripts/update-lock.sh
 	@python scripts/gen_bytecode_list.py
 

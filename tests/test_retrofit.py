@@ -268,9 +268,11 @@ def test_retrofit_keeps_every_byte_and_behaviour_and_a_second_run_has_nothing_to
     assert {p: m for p, m in modes(root).items() if p in before} == before_modes
     created = set(after) - set(before)
     assert created == plan["add"] | {program.MANIFEST}
-    # No second licence, no bytecode, no Python at all in the default security program.
+    # No second licence, no bytecode; Python only in the program's own folder (the gates script).
     assert not [p for p in created if re.match(r"(?i)(licen[cs]e|copying)", Path(p).name)]
-    assert not [p for p in created if p.endswith((".py", ".pyc")) or "__pycache__" in p]
+    assert not [p for p in created if p.endswith(".pyc") or "__pycache__" in p]
+    python = [p for p in created if p.endswith(".py")]
+    assert f"{program.GATES_DIR}/gates.py" in python and all(p.startswith(f"{program.GATES_DIR}/") for p in python)
     # The repository's behaviour: same test ids and results, same DVC stages, nothing newly ignored.
     assert own_tests(root, env) == (ids_before, result_before)
     if shape == "dvc":
@@ -544,7 +546,7 @@ def test_gitlab_repository_gets_a_job_file_included_from_its_ci(tmp_path, env):
     text = (root / ".gitlab-ci.yml").read_text()
     assert text.startswith(before) and yaml.safe_load(text)["include"] == [{"local": program.GITLAB_JOB}]
     job = yaml.safe_load((root / program.GITLAB_JOB).read_text())["secure-ml-gates"]
-    assert job["stage"] == "build" and "@sha256:" in job["image"] and job["script"] == ["secure-ml gates ."]
+    assert job["stage"] == "build" and "@sha256:" in job["image"] and job["script"] == ["sh .secure-ml/run"]
     rows = report(root, env)
     assert rows["scan-bandit"]["status"] == "present" and rows["ci-hardened"]["status"] == "present"
 
@@ -588,6 +590,113 @@ def test_gates_entry_point_reports_findings_in_the_repository_own_code(tmp_path,
     assert leaked.returncode == 1 and "src/repo/keys.py:1" in leaked.stdout
     unknown = secure_ml(["gates", str(root), "nonsense"], env, check=False)
     assert unknown.returncode == 2
+
+
+DVC_LOCK = """schema: '2.0'
+stages:
+  prepare:
+    cmd: python src/repo/load.py
+    deps:
+    - path: src/repo/load.py
+      hash: md5
+      md5: f09ea0c15980b43010257ccb9f0055e2
+      size: 1576
+    outs:
+    - path: data/prepared
+      hash: md5
+      md5: 153aad06d376b6595932470e459ef42a.dir
+      size: 8437363
+      nfiles: 2
+"""
+DATA_DVC = "outs:\n- md5: 22a1a2931c8370d3aeedd7183606fd7f\n  size: 14445097\n  hash: md5\n  path: data.xml\n"
+
+
+def gates_repo(root: Path, env) -> None:
+    """A small repository with DVC files (digests on every other line) and its own code."""
+    write(root, {"pyproject.toml": "[project]\nname = 'repo'\n", "scripts/run.py": "print('run')\n",
+                 "src/repo/__init__.py": "", "src/repo/load.py": "import json\n\n\ndef load(b):\n    return json.loads(b)\n",
+                 "dvc.lock": DVC_LOCK, "data/data.xml.dvc": DATA_DVC})
+    git_repo(root, env)
+    secure_ml(["retrofit", str(root)], env)
+    commit(root, env, "retrofit")
+
+
+def test_the_runner_installs_the_pinned_scanners_and_runs_the_gates_in_the_repository(tmp_path, env):
+    """`sh .secure-ml/run` is all CI and the hooks need: it creates .secure-ml/.venv from the
+    hash-pinned requirements (uv from PATH here; pip without it), runs the copied gates script on
+    the repository, and leaves nothing git sees; a changed hash is refused before any gate runs."""
+    root = tmp_path / "repo"
+    gates_repo(root, env)
+    assert (root / program.GATES_DIR / "gates.py").read_bytes() == (GENERATED / "scripts/security/gates.py").read_bytes()
+    assert not (root / program.GATES_DIR / "block_dvc_outs.py").exists()
+    assert run(["git", "ls-files", "--", ".secure-ml"], root).stdout.split() == sorted(
+        [*program.gates_files(), program.MANIFEST, program.REGISTRY])
+    runner_env = {**env, "PATH": f"{BIN}:/usr/bin:/bin", "PYTHONPATH": "", "SECURE_ML_PYTHON": sys.executable}
+    done = run(["sh", str(root / program.RUNNER), "bandit", "secrets"], tmp_path, env=runner_env, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASS bandit" in done.stdout and "PASS secrets" in done.stdout
+    venv = root / ".secure-ml" / ".venv"
+    assert "uv = " in (venv / "pyvenv.cfg").read_text()  # uv from PATH made it
+    installed = run([str(venv / "bin" / "python"), "-m", "pip", "freeze"], root, check=False).stdout
+    assert "detect-secrets==1.5.0" in installed and "bandit==" in installed, installed
+    assert run(["git", "status", "--porcelain", "--ignored", "--", ".secure-ml"], root).stdout == "!! .secure-ml/.venv/\n"
+    # A finding in the repository's own code fails the run; a second run reuses the environment.
+    write(root, {"src/repo/load.py": "import pickle\n\n\ndef load(blob):\n    return pickle.loads(blob)\n"})
+    found = run(["sh", ".secure-ml/run", "bandit"], root, env=runner_env, check=False)
+    assert found.returncode == 1 and re.search(r"src/repo/load\.py:5: B301", found.stdout), found.stdout
+    assert "installing the scanners" not in found.stderr
+    # The repository's check does not count the pinned requirements as its own lock.
+    assert report(root, env)["lock-hashes"]["status"] == "missing"
+    # Retrofit again after the runner ran: nothing to do.
+    run(["git", "checkout", "--", "src"], root)
+    assert "nothing to do" in secure_ml(["retrofit", str(root)], env).stdout
+    # Tampered requirements: the install is refused, no gate runs, the run fails.
+    lock = root / program.REQUIREMENTS
+    text = lock.read_text()
+    block = re.search(r"(?m)^bandit==.*\n(    --hash=sha256:[0-9a-f]{64}.*\n)+", text).group(0)
+    lock.write_text(text.replace(block, re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, block)))
+    tampered = run(["sh", ".secure-ml/run", "bandit"], root, env=runner_env, check=False)
+    assert tampered.returncode != 0 and "== bandit" not in tampered.stdout, tampered.stdout + tampered.stderr
+    assert "hash" in tampered.stderr.lower(), tampered.stderr
+
+
+@pytest.mark.slow
+def test_the_runner_falls_back_to_pip_without_uv(tmp_path, env):
+    root = tmp_path / "repo"
+    gates_repo(root, env)
+    python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+    no_uv = {**env, "PATH": "/usr/bin:/bin", "PYTHONPATH": "", "SECURE_ML_PYTHON": python}
+    assert shutil.which("uv", path=no_uv["PATH"]) is None
+    done = run(["sh", ".secure-ml/run", "secrets"], root, env=no_uv, check=False)
+    assert done.returncode == 0 and "PASS secrets" in done.stdout, done.stdout + done.stderr
+    assert "uv = " not in (root / ".secure-ml/.venv/pyvenv.cfg").read_text()  # python -m venv + pip
+
+
+def test_the_secrets_gate_accepts_dvc_digests_and_still_finds_a_secret_in_dvc_files(tmp_path, env):
+    root = tmp_path / "repo"
+    gates_repo(root, env)
+    clean = secure_ml(["gates", str(root), "secrets"], env, check=False)
+    assert clean.returncode == 0 and "PASS secrets" in clean.stdout, clean.stdout
+    # The filter is what makes them pass: without it the `.dvc` digest is reported.
+    baseline = root / ".secrets.baseline"
+    data = json.loads(baseline.read_text())
+    kept = baseline.read_text()
+    for entry in data["filters_used"]:
+        if entry["path"].endswith("should_exclude_line"):
+            entry["pattern"] = []
+    baseline.write_text(json.dumps(data))
+    unfiltered = secure_ml(["gates", str(root), "secrets"], env, check=False)
+    assert unfiltered.returncode == 1 and "data/data.xml.dvc:2" in unfiltered.stdout, unfiltered.stdout
+    # A secret on a digest line, or on another line of a `.dvc` file, is still reported. (detect-secrets
+    # never reads `*.lock` files, dvc.lock included: its digests cannot be reported either.)
+    baseline.write_text(kept)
+    key = "AKIA" + "IOSFODNN7EXAMPLF"
+    write(root, {"data/data.xml.dvc": DATA_DVC.replace("6fd7f\n", f"6fd7f {key}\n")})
+    leaked = secure_ml(["gates", str(root), "secrets"], env, check=False)
+    assert leaked.returncode == 1 and "data/data.xml.dvc:2" in leaked.stdout, leaked.stdout
+    write(root, {"data/data.xml.dvc": DATA_DVC + f"  remote_url: https://{key}@example.com/data\n"})
+    leaked = secure_ml(["gates", str(root), "secrets"], env, check=False)
+    assert leaked.returncode == 1 and "data/data.xml.dvc:6" in leaked.stdout, leaked.stdout
 
 
 # ---------------------------------------------------------------- the merges on their own
@@ -647,7 +756,7 @@ def test_rendering_never_evaluates_a_value(tmp_path):
 def test_the_added_workflow_passes_zizmor_and_the_workflow_schema(tmp_path):
     workflows = tmp_path / ".github" / "workflows"
     workflows.mkdir(parents=True)
-    (workflows / "secure-ml.yml").write_bytes(program.workflow("secure-ml-template[gates]==0.1.0"))
+    (workflows / "secure-ml.yml").write_bytes(program.workflow())
     for persona in ("regular", "auditor"):
         done = run([str(BIN / "zizmor"), "--offline", "--format=json", f"--persona={persona}", ".github/"], tmp_path,
                    check=False)
@@ -655,7 +764,31 @@ def test_the_added_workflow_passes_zizmor_and_the_workflow_schema(tmp_path):
     run([str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(workflows / "secure-ml.yml")],
         tmp_path)
     data = yaml.safe_load((workflows / "secure-ml.yml").read_text())
-    assert data["permissions"] == {} and data["jobs"]["gates"]["steps"][-1]["run"] == "secure-ml gates ."
+    assert data["permissions"] == {} and data["jobs"]["gates"]["steps"][-1]["run"] == "sh .secure-ml/run"
+
+
+def test_the_added_ci_installs_nothing_unpinned():
+    """The workflow and the GitLab job run the repository's own runner: no package is installed
+    by name (which would need it published, and trust whatever the index serves), every action is
+    pinned by commit, and the runner installs only with --require-hashes."""
+    steps = yaml.safe_load(program.workflow())["jobs"]["gates"]["steps"]
+    gitlab = yaml.safe_load(program.gitlab_job(None))["secure-ml-gates"]
+    commands = [s["run"] for s in steps if "run" in s] + gitlab["before_script"] + gitlab["script"]
+    assert commands and not [c for c in commands if re.search(r"\bpip3?\b|\buv\b|install\s+(?!-y)", c)], commands
+    assert all(re.fullmatch(r"[\w./-]+@[0-9a-f]{40}", s["uses"]) for s in steps if "uses" in s), steps
+    assert re.search(r"@sha256:[0-9a-f]{64}$", gitlab["image"])
+    runner = program.gates_files()[program.RUNNER].decode()
+    installs = [line for line in runner.splitlines() if re.search(r"pip (install|sync)", line)]
+    assert len(installs) == 2 and all("--require-hashes" in line for line in installs), installs
+    pinned = program.gates_files()[program.REQUIREMENTS].decode()
+    names = re.findall(r"(?m)^([A-Za-z0-9_.-]+)==\S+ \\$", pinned)
+    assert {"bandit", "detect-secrets", "pip-audit", "picklescan", "zizmor"} <= set(names)
+    assert pinned.count("--hash=sha256:") >= len(names)
+    # It is the root pyproject's [gates] extra, resolved (`make lock` re-resolves it).
+    import tomllib
+    extra = tomllib.loads((TEMPLATE / "pyproject.toml").read_text())["project"]["optional-dependencies"]["gates"]
+    missing = [pin for pin in extra if not re.search(rf"(?mi)^{re.escape(pin)} \\$", pinned)]
+    assert not missing, f"{missing}: run make lock"
 
 
 def test_with_pipeline_in_a_dvc_project_keeps_its_stages(tmp_path, env):

@@ -48,6 +48,8 @@ TRACKERS = r"^\s*(?:import|from)\s+(mlflow|dvclive|wandb|neptune|comet_ml|clearm
 GATE_TOOLS = {"bandit": "bandit", "secrets": "detect-secrets", "audit": "pip-audit",
               "models": "picklescan fickling", "sbom": "cyclonedx", "ci": "zizmor"}
 MANIFEST = ".secure-ml/manifest.yaml"
+# A call of the gates: the command, or the runner `secure-ml retrofit` puts in the repository.
+GATE_CALL = r"(?:\bsecure-ml\s+gates\b|(?<![\w.-])\.secure-ml/run\b)"
 PERMISSIONS = r"^permissions\s*:"
 SHA = re.compile(r"@[0-9a-f]{40}$")
 
@@ -187,9 +189,9 @@ def is_test_path(rel: str) -> bool:
 
 
 def gate_expansion(text: str) -> str:
-    """`secure-ml gates . bandit` runs bandit: name the tools each `secure-ml gates` call runs."""
+    """`secure-ml gates . bandit` (or `sh .secure-ml/run bandit`) runs bandit: name the tools each call runs."""
     out = []
-    for match in re.finditer(r"\bsecure-ml\s+gates\b([^\n;&|]*)", text):
+    for match in re.finditer(GATE_CALL + r"([^\n;&|#]*)", text):
         words = [w for w in match.group(1).split() if w in GATE_TOOLS]
         out += [GATE_TOOLS[w] for w in (words or list(GATE_TOOLS))]
     return text + ("\n" + " ".join(out) if out else "")
@@ -410,7 +412,7 @@ def check_tests(repo: Repo) -> Row:
 def _cite(repo: Repo, files: list[Path], pattern: str) -> list[str]:
     out = []
     for path in files:
-        where = line_of(repo, path, pattern + r"|secure-ml\s+gates")
+        where = line_of(repo, path, pattern + "|" + GATE_CALL)
         out.append(where)
     return out
 

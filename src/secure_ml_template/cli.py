@@ -61,8 +61,6 @@ def parser() -> argparse.ArgumentParser:
     retro.add_argument("--python-version", choices=("3.11", "3.12", "3.13"))
     retro.add_argument("--author-name")
     retro.add_argument("--author-email", help="the security contact written into SECURITY.md")
-    retro.add_argument("--gates-spec", metavar="REQUIREMENT",
-                       help="what CI installs to get `secure-ml gates` (default: where this copy came from)")
 
     gates = sub.add_parser("gates", epilog=EXIT_CODES, formatter_class=formatter,
                            help="run the security gates on a repository (needs the [gates] extra's scanners)")
@@ -103,7 +101,7 @@ def run_retrofit(args) -> int:
     from secure_ml_template import retrofit
 
     root = retrofit.validate_root(args.path)
-    options = {"ci": args.ci or retrofit.infer_ci(root), "tracking": args.tracking, "gates_spec": args.gates_spec,
+    options = {"ci": args.ci or retrofit.infer_ci(root), "tracking": args.tracking,
                "python_version": args.python_version}
     if args.package is not None:
         retrofit.validate_package(args.package)

@@ -87,7 +87,7 @@ def _scalar(value) -> str:
 
 def precommit_config(hooks: list[dict]) -> str:
     """A whole config holding the given hooks (for a repository that has none)."""
-    lines = [MARK + ": the security gates (secure-ml gates) as local hooks.", "repos:"]
+    lines = [MARK + ": the security gates (.secure-ml/) as local hooks.", "repos:"]
     lines += _entry(hooks, item=2, offset=2)
     return "\n".join(lines) + "\n"
 
@@ -138,7 +138,7 @@ def precommit(old: str, hooks: list[dict], tools: dict[str, str] | None = None) 
     # Comments and blank lines at the left margin after the list belong to what follows it.
     while end > first.line + 1 and (not lines[end - 1].strip() or (lines[end - 1].startswith("#"))):
         end -= 1
-    block = [f"{' ' * item}{MARK}: the security gates (secure-ml gates) as local hooks.", *_entry(new, item, offset)]
+    block = [f"{' ' * item}{MARK}: the security gates (.secure-ml/) as local hooks.", *_entry(new, item, offset)]
     # Old text byte for byte around the inserted block (in the file's own line ending).
     nl, keep = newline(old), old.splitlines(keepends=True)
     head = keep[:end]

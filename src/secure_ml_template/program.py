@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import re
-from importlib import metadata
 from pathlib import Path
 
 import yaml
 
-from secure_ml_template.template import UsageError, project_dir
+from secure_ml_template.template import UsageError, gates_script, project_dir
 
 PROGRAM = Path(__file__).resolve().parent / "program"
 STATE = ".secure-ml"
@@ -26,71 +25,82 @@ IGNORE_LINES = [".env", "/reports/pip-audit.json", "/reports/sbom.cdx.json"]
 MODEL_FILES = r"\.(pkl|pickle|joblib|pt|pth|bin|ckpt|h5|keras|npy|npz)$"
 DEPENDENCY_FILES = (r"(^|/)(requirements[^/]*\.(txt|in)|pyproject\.toml|setup\.(py|cfg)|Pipfile(\.lock)?|"
                     r"poetry\.lock|uv\.lock|environment\.ya?ml|conda\.ya?ml)$")
+# The security program is self-contained in the repository: a copy of the template's gates
+# script (and the rule files beside it), the scanners' hash-pinned requirements and a runner that
+# installs them into a git-ignored .secure-ml/.venv. CI and the hooks call the runner, so
+# nothing needs `secure-ml` installed or a package index holding it.
+RUNNER = f"{STATE}/run"
+RUN = f"sh {RUNNER}"
+GATES_DIR = f"{STATE}/gates"
+REQUIREMENTS = f"{STATE}/requirements.txt"
+STATE_IGNORE = f"{STATE}/.gitignore"
+# Files of the template's scripts/security/ that only a generated project uses.
+NOT_GATES = {"block_dvc_outs.py"}
 HOOKS = [
-    {"id": "secure-ml-bandit", "name": "bandit on the repository's Python and notebooks (secure-ml gates)",
-     "entry": "secure-ml gates . bandit", "language": "system", "pass_filenames": False,
+    {"id": "secure-ml-bandit", "name": "bandit on the repository's Python and notebooks",
+     "entry": f"{RUN} bandit", "language": "system", "pass_filenames": False,
      "types_or": ["python", "jupyter"]},
-    {"id": "secure-ml-secrets", "name": "detect-secrets against .secrets.baseline (secure-ml gates)",
-     "entry": "secure-ml gates . secrets", "language": "system", "pass_filenames": False},
-    {"id": "secure-ml-models", "name": "scan model files for code execution (secure-ml gates)",
-     "entry": "secure-ml gates . models", "language": "system", "pass_filenames": False,
+    {"id": "secure-ml-secrets", "name": "detect-secrets against .secrets.baseline",
+     "entry": f"{RUN} secrets", "language": "system", "pass_filenames": False},
+    {"id": "secure-ml-models", "name": "scan model files for code execution",
+     "entry": f"{RUN} models", "language": "system", "pass_filenames": False,
      "files": MODEL_FILES},
-    {"id": "secure-ml-audit", "name": "audit the dependencies when they change (secure-ml gates)",
-     "entry": "secure-ml gates . audit", "language": "system", "pass_filenames": False,
+    {"id": "secure-ml-audit", "name": "audit the dependencies when they change",
+     "entry": f"{RUN} audit", "language": "system", "pass_filenames": False,
      "files": DEPENDENCY_FILES},
 ]
 HOOK_TOOLS = {"secure-ml-bandit": "bandit", "secure-ml-secrets": "detect-secrets",
               "secure-ml-models": "picklescan", "secure-ml-audit": "pip-audit"}
-SPEC = re.compile(r"^[A-Za-z0-9_.\-\[\]@:/+=#,~]+( @ [A-Za-z0-9_.\-\[\]@:/+=#,~]+)?$")
 
 
-def gates_spec(given: str | None) -> tuple[str, str | None]:
-    """What CI installs to get `secure-ml gates`: the --gates-spec flag, else where this copy was
-    installed from (a git URL and commit, PEP 610), else the release on the package index.
-    Returns (spec, to-do or None)."""
-    if given is not None:
-        if not SPEC.match(given):
-            raise UsageError(f"--gates-spec={given!r}: not a pip requirement (letters, digits, ._-[]@:/+=#,~; "
-                             "e.g. 'secure-ml-template[gates] @ git+https://host/owner/repo@COMMIT')")
-        return given, None
-    try:
-        dist = metadata.distribution("secure-ml-template")
-        direct = json.loads(dist.read_text("direct_url.json") or "{}")
-        version = dist.version
-    except (metadata.PackageNotFoundError, ValueError):
-        direct, version = {}, "0.1.0"
-    url, vcs = direct.get("url", ""), direct.get("vcs_info") or {}
-    if url.startswith(("https://", "ssh://")) and vcs.get("vcs") == "git" and vcs.get("commit_id"):
-        spec = f"secure-ml-template[gates] @ git+{url}@{vcs['commit_id']}"
-        if SPEC.match(spec):
-            return spec, None
-    spec = f"secure-ml-template[gates]=={version}"
-    return spec, (f"CI installs '{spec}' from the package index: if it is not published there, set "
-                  f"SECURE_ML_SPEC in the CI file to 'secure-ml-template[gates] @ git+URL@COMMIT' "
-                  "(or run retrofit with --gates-spec)")
+def gates_files() -> dict[str, bytes]:
+    """The files of the self-contained program, by path in the repository: the template's
+    scripts/security/ copied byte for byte (never rendered: it is in _copy_without_render),
+    the hash-pinned requirements built by the template's `make lock`, the runner and the
+    folder's own .gitignore for the runner's virtualenv."""
+    source = gates_script().parent
+    out = {}
+    for path in sorted(source.rglob("*")):
+        rel = path.relative_to(source)
+        if (path.is_file() and not path.is_symlink() and rel.parts[0] not in NOT_GATES
+                and "__pycache__" not in rel.parts and path.suffix not in (".pyc", ".pyo")):
+            out[f"{GATES_DIR}/{rel.as_posix()}"] = path.read_bytes()
+    if f"{GATES_DIR}/gates.py" not in out:
+        raise UsageError(f"the template has no scripts/security/gates.py ({source}); reinstall secure-ml-template")
+    out[REQUIREMENTS] = (PROGRAM / "gates-requirements.txt").read_bytes()
+    out[RUNNER] = (PROGRAM / "run").read_bytes()
+    out[STATE_IGNORE] = (PROGRAM / "state-gitignore").read_bytes()
+    return out
 
 
 def _template_text(rel: str) -> str:
     return (project_dir() / rel).read_text(encoding="utf-8")
 
 
-def workflow(spec: str) -> bytes:
+def workflow() -> bytes:
     """The GitHub workflow, with the action pins of the template's own CI (one source of pins)."""
     ci = _template_text(".github/workflows/ci.yml")
     pins = {name: re.search(rf"uses: ({name}@[0-9a-f]{{40}} # \S+)", ci).group(1)
             for name in ("actions/checkout", "actions/setup-python")}
     text = (PROGRAM / "github-workflow.yml").read_text(encoding="utf-8")
     text = text.replace("@CHECKOUT@", pins["actions/checkout"]).replace("@SETUP_PYTHON@", pins["actions/setup-python"])
-    return text.replace("@SPEC@", json.dumps(spec)).encode()
+    return text.encode()
 
 
-def gitlab_job(spec: str, stages: list[str] | None) -> bytes:
+def gitlab_job(stages: list[str] | None) -> bytes:
     """The GitLab job, with the image digest of the template's own GitLab CI."""
     digest = re.search(r'"3\.12": "(sha256:[0-9a-f]{64})"', _template_text(".gitlab-ci.yml")).group(1)
     stage = "test" if not stages or "test" in stages else stages[-1]
     text = (PROGRAM / "gitlab-ci.yml").read_text(encoding="utf-8")
-    text = text.replace("@STAGE@", json.dumps(str(stage))).replace("@DIGEST@", digest)
-    return text.replace("@SPEC@", json.dumps(spec)).encode()
+    return text.replace("@STAGE@", json.dumps(str(stage))).replace("@DIGEST@", digest).encode()
+
+
+# A line that is only a content digest, as DVC writes them in `.dvc` files and dvc.lock
+# (`- md5: <32 hex>`, `md5: <hex>.dir`) and JSON/YAML manifests (`"sha256": "<hex>",`). Anchored at
+# both ends: a secret on the same line is still reported. detect-secrets reads some files
+# (e.g. `.dvc`) as INI, so the filter sees `md5 = <hex>`: both separators are accepted.
+DIGEST_LINE = (r"""^\s*(-\s*)?["']?[A-Za-z_]*(md5|sha1|sha256|sha512|digest|hash|checksum|etag)["']?\s*[:=]\s*"""
+               r"""["']?[0-9a-f]{32,128}(\.dir)?["']?,?\s*$""")
 
 
 def secrets_baseline() -> bytes:
@@ -98,6 +108,9 @@ def secrets_baseline() -> bytes:
     secret already in the repository is reported, none is silently accepted."""
     data = json.loads(_template_text(".secrets.baseline"))
     data["results"] = {}
+    for entry in data.get("filters_used", []):
+        if entry.get("path") == "detect_secrets.filters.regex.should_exclude_line":
+            entry["pattern"] = [DIGEST_LINE]
     data.pop("generated_at", None)
     return (json.dumps(data, indent=2) + "\n").encode()
 

@@ -214,20 +214,22 @@ def build(root: Path, options: dict) -> Plan:
     if not (root / ".secrets.baseline").exists():
         candidates[".secrets.baseline"] = program.secrets_baseline()
 
+    # The gates themselves, self-contained in .secure-ml/ (the hooks and the CI job call its runner).
+    for rel, data in program.gates_files().items():
+        if not os.path.lexists(root / rel):
+            candidates[rel] = data
+
     # CI: a job of its own name.
-    spec, todo = program.gates_spec(options.get("gates_spec"))
     if options["ci"] == "github":
         if not os.path.lexists(root / program.WORKFLOW):
-            candidates[program.WORKFLOW] = program.workflow(spec)
-            plan.todo += [todo] if todo else []
+            candidates[program.WORKFLOW] = program.workflow()
         gained["ci"] = program.WORKFLOW
     elif options["ci"] == "gitlab":
         gitlab = root / ".gitlab-ci.yml"
         data = _safe_yaml(_text(gitlab) or "") if gitlab.is_file() else None
         stages = data.get("stages") if isinstance(data, dict) and isinstance(data.get("stages"), list) else None
         if not os.path.lexists(root / program.GITLAB_JOB):
-            candidates[program.GITLAB_JOB] = program.gitlab_job(spec, stages)
-            plan.todo += [todo] if todo else []
+            candidates[program.GITLAB_JOB] = program.gitlab_job(stages)
         include = ["include:", f"  - local: {json.dumps(program.GITLAB_JOB)}"]
         if not gitlab.is_file():
             candidates[".gitlab-ci.yml"] = ("\n".join([f"{merge.MARK}: the security gates job.", *include]) + "\n").encode()
@@ -303,6 +305,10 @@ def build(root: Path, options: dict) -> Plan:
     final_ignore = {".gitignore": new_ignore} if new_ignore is not None else {}
     added_paths = sorted(set(candidates) | set(pipeline_files) | {program.MANIFEST, program.REGISTRY})
     hidden = invariants.ignored(root, added_paths, final_ignore)
+    program_files = [rel for rel in candidates if rel.startswith(f"{program.STATE}/") and rel != program.REGISTRY]
+    if any(rel in hidden for rel in program_files):
+        # The runner without its gates script (or the reverse) is of no use: all or nothing.
+        hidden.update({rel: ("", 0) for rel in program_files})
     for rel in hidden:
         if rel in candidates or rel in pipeline_files:
             plan.skip.append((rel, "the repository's .gitignore ignores it, so it would never be committed"))
@@ -323,8 +329,9 @@ def build(root: Path, options: dict) -> Plan:
             plan.propose.append((options["with_pipeline"] + "/", "not written: an invariant would break (above)", []))
             pipeline_files = {}
     else:
-        plan.checks.append("ok  the repository's test collection cannot change: retrofit adds no Python file, "
-                           "conftest or pytest setting (its tests are not run)")
+        plan.checks.append(f"ok  the repository's test collection cannot change: retrofit adds no conftest or pytest "
+                           f"setting, and Python files only in {program.STATE}/ (not an importable name, a dot "
+                           "folder pytest does not enter)")
     dvc_present = (root / ".dvc").is_dir() or any(Path(p).name == "dvc.yaml" or p.endswith(".dvc") for p in all_files)
     if dvc_present:
         ok, line = _dvc_invariant(root, final_ignore, merges, {**candidates, **pipeline_files}, plan)
@@ -500,7 +507,7 @@ def apply(root: Path, plan: Plan) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(target, "xb") as out:  # "x": fails rather than overwrite
             out.write(data)
-        if rel.endswith((".sh",)) or (data.startswith(b"#!") and "/scripts/" in f"/{rel}"):
+        if rel.endswith((".sh",)) or rel == program.RUNNER or (data.startswith(b"#!") and "/scripts/" in f"/{rel}"):
             target.chmod(0o755)
     for rel, (_, text, _) in plan.merge.items():
         with open(root / rel, "r+b") as out:  # same file, same mode: rewritten in place
