@@ -49,8 +49,10 @@ def test_make_controls_names_the_control_whose_file_or_test_is_gone_or_failing(
     copy = scratch(installed_project, tmp_path)
     # Keep the controls proven by fast tests (the full registry already ran in the test above).
     data = yaml.safe_load((copy / "controls.yaml").read_text())
-    data["controls"] = [c for c in data["controls"] if all(
-        t.startswith(("tests/unit/", "tests/security/test_inference_")) for t in c["tests"])]
+    fast = ("tests/unit/", "tests/security/test_inference_")
+    for control in data["controls"]:  # a control proven also by a slow test keeps its fast ones
+        control["tests"] = [t for t in control["tests"] if t.startswith(fast)]
+    data["controls"] = [c for c in data["controls"] if c["tests"]]
     assert {"ACCESS-CONTROL", "AUDIT-LOG", "ANOMALY-GUARD", "CONFIDENCE-OBSCURE"} <= {
         c["id"] for c in data["controls"]}
     (copy / "controls.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
