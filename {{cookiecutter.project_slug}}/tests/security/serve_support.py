@@ -50,10 +50,18 @@ def lock_model(paths: Paths) -> None:
     lock_path.write_text(yaml.safe_dump(lock, sort_keys=False))
 
 
+def _copied_pin_only(paths: Paths) -> bool:
+    """The root holds a pin (copied with reference/) but no keys/, and models are signed."""
+    params = yaml.safe_load(paths.params.read_text()) if paths.params.is_file() else None
+    signs = ((params or {}).get("model") or {}).get("require_signature", True) is not False
+    return signs and not (paths.root / "keys").is_dir()
+
+
 def save_like_the_pipeline(model, paths: Paths) -> dict:
     """Save, sign and lock `model` at paths.model the way the train stage and DVC do (keys
-    and a pin are created in paths.root first when it has none)."""
-    if signing.read_pin(paths.root) is None:
+    and a pin are created in paths.root first when it has none: a scratch root that copied
+    only the project's pin, without its keys/, gets the test's own pinned pair)."""
+    if signing.read_pin(paths.root) is None or _copied_pin_only(paths):
         trust_root(paths.root)
     record = save_model(model, paths.model, paths.model_manifest)
     lock_model(paths)
