@@ -666,14 +666,29 @@ def attack_strict_json(lab: Lab) -> tuple[bool, str]:
 
 
 def attack_range_probe(lab: Lab) -> tuple[bool, str]:
-    """Out-of-range probes to read the allowed ranges (the reference profile) off the 422s."""
+    """Out-of-range probes (and an unknown category) to read the allowed ranges and the
+    category lists, the reference profile, off the 422s."""
+    if not lab.numeric and not lab.categorical:
+        return True, "no numeric or categorical feature to probe"
     row = lab.rows(lab.test, 1)[0]
-    name = next(iter(row))
+    probes = [(f, lab.far_outside(f), "range") for f in lab.numeric[:1]]
+    probes += [(f, "no-such-category-0", "category") for f in lab.categorical[:1]]
+    stopped, seen = True, []
     with lab.client() as client:
-        done = client.post("/predict", json={"rows": [{**row, name: 1e9}]}, headers=lab.auth)
-    message = done.json().get("message", "")
-    leaked = any(ch.isdigit() for ch in message.partition(":")[2])
-    return done.status_code == 422 and not leaked, f"HTTP {done.status_code}: {message}"
+        for feature, value, rule in probes:
+            done = client.post(
+                "/predict", json={"rows": [{**row, feature.name: value}]}, headers=lab.auth
+            )
+            message = str(done.json().get("message", ""))
+            profile_text = (
+                [f"{feature.low:.6g}", f"{feature.high:.6g}"]
+                if rule == "range"
+                else [f"{c}," for c in feature.categories] + ["allowed:"]
+            )
+            leaked = any(text in message for text in profile_text)
+            stopped &= done.status_code == 422 and done.json().get("rule") == rule and not leaked
+            seen.append(f"HTTP {done.status_code}: {message}")
+    return stopped, "; ".join(seen)
 
 
 def attack_slow_headers(lab: Lab) -> tuple[bool, str]:

@@ -110,7 +110,7 @@ def check_rows(rows: Any, schema: list[Feature], max_rows: int) -> pd.DataFrame:
     if isinstance(rows, dict):
         rows = [rows]
     if not isinstance(rows, list):
-        raise InputError("rows", "type", "must be a list of objects mapping features to numbers")
+        raise InputError("rows", "type", "must be a list of objects mapping features to values")
     if not rows:
         raise InputError("rows", "batch_size", "is empty: send at least one row")
     if len(rows) > max_rows:
@@ -124,7 +124,7 @@ def check_rows(rows: Any, schema: list[Feature], max_rows: int) -> pd.DataFrame:
     table: list[list[Any]] = []
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
-            raise InputError("rows", "type", "must map feature names to numbers", row=index)
+            raise InputError("rows", "type", "must map feature names to values", row=index)
         unknown = sorted(set(row) - expected, key=str)
         if unknown:
             raise InputError(

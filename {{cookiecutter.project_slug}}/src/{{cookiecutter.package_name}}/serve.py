@@ -7,8 +7,10 @@ body {"rows": [{...}, ...]}. Every request passes, in order: a per-client rate l
 Retry-After), the bearer token compared in constant time (401), a body size limit (413), the
 content type (415), a body read timeout (408), JSON checks (422: invalid JSON, a key given
 twice) and schema checks (422 naming the field and the rule; the allowed range only when
-serve.explain_ranges is true), then the verified model answers with labels and coarse
-confidences. One JSON audit line per request goes to the `audit` logger (stderr, or the file
+serve.explain_ranges is true; categories, a category list, booleans and missing values
+(null) as the reference profile types them), then the verified model answers: labels (numbers
+or class names, as trained) with coarse confidences, or for regression the value rounded to
+serve.decimals. One JSON audit line per request goes to the `audit` logger (stderr, or the file
 serve.audit_log when set): time, client, method, path, status, rows, latency, and for
 refusals the rule, field and full reason. Input values are never logged. Every other line the
 service writes (uvicorn's own, warnings) is JSON too.
@@ -346,7 +348,7 @@ def create_app(
                 raise InputError(
                     "rows",
                     "missing_field",
-                    'is required: send {"rows": [{feature: number, ...}, ...]}',
+                    'is required: send {"rows": [{feature: value, ...}, ...]}',
                 )
             answers = predictor.predict(rows)
         except InputError as error:

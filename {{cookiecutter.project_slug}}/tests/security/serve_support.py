@@ -1,9 +1,11 @@
 """Helpers for the guarded-inference and integrity tests: a scratch project root holding a
-model saved, signed and locked as the pipeline leaves it."""
+model saved, signed and locked as the pipeline leaves it, rows in the form POST /predict
+takes, and the feature an attack aims at, all derived from params.yaml and the profile."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import shutil
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import yaml
 
 from {{ cookiecutter.package_name }} import signing
 from {{ cookiecutter.package_name }}.config import Paths
-from {{ cookiecutter.package_name }}.data import LABEL
+from {{ cookiecutter.package_name }}.data import LABEL, load_profile
 from {{ cookiecutter.package_name }}.model_io import save_model
 from {{ cookiecutter.package_name }}.train import fit
 
@@ -48,10 +50,18 @@ def lock_model(paths: Paths) -> None:
     lock_path.write_text(yaml.safe_dump(lock, sort_keys=False))
 
 
+def _copied_pin_only(paths: Paths) -> bool:
+    """The root holds a pin (copied with reference/) but no keys/, and models are signed."""
+    params = yaml.safe_load(paths.params.read_text()) if paths.params.is_file() else None
+    signs = ((params or {}).get("model") or {}).get("require_signature", True) is not False
+    return signs and not (paths.root / "keys").is_dir()
+
+
 def save_like_the_pipeline(model, paths: Paths) -> dict:
     """Save, sign and lock `model` at paths.model the way the train stage and DVC do (keys
-    and a pin are created in paths.root first when it has none)."""
-    if signing.read_pin(paths.root) is None:
+    and a pin are created in paths.root first when it has none: a scratch root that copied
+    only the project's pin, without its keys/, gets the test's own pinned pair)."""
+    if signing.read_pin(paths.root) is None or _copied_pin_only(paths):
         trust_root(paths.root)
     record = save_model(model, paths.model, paths.model_manifest)
     lock_model(paths)
@@ -71,9 +81,52 @@ def make_root(target: Path, train: pd.DataFrame, params: dict, **serve) -> Paths
         ignore=shutil.ignore_patterns(Path(signing.PIN_FILE).name),
     )
     paths = Paths(target)
-    save_like_the_pipeline(fit(train, params["train"]), paths)
+    save_like_the_pipeline(fit(train, params["train"], load_profile(paths)), paths)
     return paths
 
 
-def rows_of(frame: pd.DataFrame, count: int) -> list[dict]:
-    return frame.drop(columns=[LABEL]).head(count).to_dict("records")
+def other_model(train: pd.DataFrame, params: dict, profile: dict):
+    """A model other than the pipeline's for any configured estimator: trained on half the rows."""
+    return fit(train.head(max(len(train) // 2, 10)), params["train"], profile)
+
+
+def json_value(value, kind: str):
+    """One cell as JSON carries it in a request: missing as null, booleans as true/false,
+    integers whole, numbers as floats, categories as text."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    value = value.item() if hasattr(value, "item") else value
+    if kind == "boolean":
+        return bool(value)
+    if kind == "integer":
+        return int(value)
+    return value
+
+
+def rows_of(frame: pd.DataFrame, count: int, profile: dict | None = None) -> list[dict]:
+    """The first `count` rows without the label, as the body of POST /predict holds them."""
+    profile = profile or load_profile(Paths(ROOT))
+    kinds = {name: entry["type"] for name, entry in profile["features"].items()}
+    records = frame.drop(columns=[LABEL]).head(count).to_dict("records")
+    return [{k: json_value(v, kinds[k]) for k, v in record.items()} for record in records]
+
+
+def probe_feature(profile: dict) -> str:
+    """The feature range probes and bad values aim at: the first numeric (or integer)
+    feature that never misses a value (pytest skips when the data has none)."""
+    import pytest
+
+    from conftest import numeric_features
+
+    names = numeric_features(profile)
+    if not names:
+        pytest.skip("the profile has no numeric feature without missing values to probe")
+    return names[0]
+
+
+def far_outside(profile: dict, name: str, sign: int = 1) -> float:
+    """A whole number far outside the reference range of feature `name` (above, or below
+    with sign=-1), past any margin params.yaml allows."""
+    entry = profile["features"][name]
+    width = max(abs(float(entry["max"])), abs(float(entry["min"])), 1.0)
+    return float(sign * round(width * 1000 + 1000))

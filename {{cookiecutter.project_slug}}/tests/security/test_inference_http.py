@@ -1,6 +1,7 @@
 """Attacks on the HTTP service through Starlette's TestClient: no token, a flood, bad input,
 an oversized body, duplicate keys, a body not sent as JSON, forged proxy headers, probing for
-the allowed ranges. Each must be refused with the right status, and audited without values."""
+the allowed ranges. Each must be refused with the right status, and audited without values.
+The rows sent and the feature attacked come from the configured data and its profile."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 import warnings
 
 import pytest
-from serve_support import ROOT, TOKEN, make_root, rows_of
+from serve_support import ROOT, TOKEN, far_outside, make_root, probe_feature, rows_of
 
 with warnings.catch_warnings():  # starlette 1.x suggests httpx2; httpx is the pinned client
     warnings.simplefilter("ignore")
@@ -37,6 +38,12 @@ def root(tmp_path_factory, frames, params):
     )
 
 
+@pytest.fixture(scope="module")
+def probe(profile):
+    """The numeric feature the attacks aim at."""
+    return probe_feature(profile)
+
+
 @pytest.fixture
 def client(root):
     """A fresh app per test, so each starts with an empty rate-limit window."""
@@ -58,12 +65,27 @@ def audit_lines():
     logging.getLogger("audit").removeHandler(handler)
 
 
-def test_valid_request_with_the_token_is_answered_coarsely(client, frames):
+def test_valid_request_with_the_token_is_answered_coarsely(client, frames, task, params):
     done = client.post("/predict", json={"rows": rows_of(frames[1], 3)}, headers=AUTH)
     assert done.status_code == 200, done.text
     answers = done.json()["predictions"]
     assert len(answers) == 3
-    assert all(set(a) == {"label", "confidence"} for a in answers)
+    if task == "regression":
+        assert all(set(a) == {"value"} and isinstance(a["value"], float) for a in answers)
+        return
+    keys = {"band": {"label", "confidence"}, "rounded": {"label", "confidence"}}
+    keys.update(none={"label"}, full={"label", "probabilities"})
+    assert all(set(a) == keys[params["serve"].get("confidence", "band")] for a in answers)
+
+
+def test_the_example_request_of_the_pipeline_is_answered(client):
+    """reports/example-request.json (written by evaluate) is a body the service accepts."""
+    example = ROOT / "reports" / "example-request.json"
+    if not example.is_file():
+        pytest.skip("reports/example-request.json is written by make pipeline")
+    done = client.post("/predict", content=example.read_bytes(), headers=JSON)
+    assert done.status_code == 200, done.text
+    assert len(done.json()["predictions"]) == len(json.loads(example.read_text())["rows"])
 
 
 @pytest.mark.parametrize(
@@ -98,18 +120,19 @@ def test_a_flood_is_cut_at_the_limit_with_retry_after(root, frames):
 
 
 @pytest.mark.parametrize(
-    ("change", "field", "rule"),
+    ("change", "rule"),
     [
-        (lambda row: row.update(mean_radius=1e6), "mean_radius", "range"),
-        (lambda row: row.update(mean_radius="big"), "mean_radius", "type"),
-        (lambda row: row.update(mean_radius=None), "mean_radius", "type"),
-        (lambda row: row.pop("mean_radius"), "mean_radius", "missing_field"),
-        (lambda row: row.update(extra=1.0), "extra", "unknown_field"),
+        (lambda row, name, far: row.update({name: far}), "range"),
+        (lambda row, name, far: row.update({name: "big"}), "type"),
+        (lambda row, name, far: row.update({name: None}), "type"),
+        (lambda row, name, far: row.pop(name), "missing_field"),
+        (lambda row, name, far: row.update(extra=1.0), "unknown_field"),
     ],
 )
-def test_bad_input_is_422_naming_the_field_and_rule(client, frames, change, field, rule):
+def test_bad_input_is_422_naming_the_field_and_rule(client, frames, profile, probe, change, rule):
     rows = rows_of(frames[1], 2)
-    change(rows[1])
+    change(rows[1], probe, far_outside(profile, probe))
+    field = "extra" if rule == "unknown_field" else probe
     done = client.post("/predict", json={"rows": rows}, headers=AUTH)
     assert done.status_code == 422
     answer = done.json()
@@ -117,10 +140,11 @@ def test_bad_input_is_422_naming_the_field_and_rule(client, frames, change, fiel
     assert field in answer["message"]
 
 
-def test_nan_infinity_broken_json_and_big_batches_are_422(client, frames):
+def test_nan_infinity_broken_json_and_big_batches_are_422(client, frames, probe):
     row = rows_of(frames[1], 1)[0]
+    marked = json.dumps({"rows": [{**row, probe: "@value@"}]})
     for literal, rule in (("NaN", "nan"), ("Infinity", "infinite"), ("-Infinity", "infinite")):
-        text = json.dumps({"rows": [row]}).replace(str(row["mean_area"]), literal, 1)
+        text = marked.replace('"@value@"', literal, 1)
         done = client.post(
             "/predict", content=text, headers={**AUTH, "content-type": "application/json"}
         )
@@ -145,20 +169,24 @@ def test_an_oversized_body_is_413_even_without_content_length(client, frames):
     assert client.post("/predict", content=chunks(), headers=JSON).status_code == 413
 
 
-def test_every_request_is_audited_without_input_values(client, frames, audit_lines):
+def test_every_request_is_audited_without_input_values(client, frames, profile, probe, audit_lines):
     rows = rows_of(frames[1], 2)
+    planted = far_outside(profile, probe) + 0.789
     client.post("/predict", json={"rows": rows}, headers=AUTH)
     client.post("/predict", json={"rows": rows})
-    client.post("/predict", json={"rows": [{**rows[0], "mean_radius": 123456.789}]}, headers=AUTH)
+    client.post("/predict", json={"rows": [{**rows[0], probe: planted}]}, headers=AUTH)
     client.get("/health")
     records = [json.loads(line) for line in audit_lines]
     assert [r["status"] for r in records] == [200, 401, 422, 200]
     assert [r["rows"] for r in records] == [2, 0, 0, 0]
     for record in records:
         assert {"time", "client", "status", "rows", "latency_ms"} <= set(record)
-    assert (records[2]["rule"], records[2]["field"]) == ("range", "mean_radius")
+    assert (records[2]["rule"], records[2]["field"]) == ("range", probe)
     text = "\n".join(audit_lines)
-    for value in [*rows[0].values(), 123456.789]:
+    # Values distinctive enough to be found if logged: numbers with several digits, long text.
+    sent = [v for v in rows[0].values() if isinstance(v, float) and len(repr(v)) >= 5]
+    sent += [v for v in rows[0].values() if isinstance(v, str) and len(v) >= 6]
+    for value in [*sent, planted]:
         assert str(value) not in text
     assert TOKEN not in text
 
@@ -215,21 +243,22 @@ def test_service_refuses_a_public_address_unless_asked(root):
     assert done.returncode == 2 and "--allow-remote" in done.stderr
 
 
-def test_a_key_given_twice_is_422_whichever_would_win(client, frames, audit_lines):
-    """`"mean_radius": 1e300, ..., "mean_radius": 12.0`: parsers disagree on which one counts,
-    so neither does."""
+def test_a_key_given_twice_is_422_whichever_would_win(client, frames, probe, audit_lines):
+    """`"feature": 1e300, ..., "feature": <a good value>`: parsers disagree on which one
+    counts, so neither does."""
     row = rows_of(frames[1], 1)[0]
     inner = json.dumps(row)[1:-1]
+    key, good = json.dumps(probe), json.dumps(row[probe])
     bodies = (
-        '{"rows": [{"mean_radius": 1e300, ' + inner + "}]}",
-        '{"rows": [{' + inner + ', "mean_radius": 12.0}]}',
+        '{"rows": [{' + key + ": 1e300, " + inner + "}]}",
+        '{"rows": [{' + inner + ", " + key + ": " + good + "}]}",
         '{"rows": [], "rows": [{' + inner + "}]}",
     )
     for body in bodies:
         done = client.post("/predict", content=body, headers=JSON)
         assert done.status_code == 422, body[:60]
         assert done.json()["rule"] == "duplicate_key"
-        assert done.json()["field"] in {"mean_radius", "rows"}
+        assert done.json()["field"] in {probe, "rows"}
     assert json.loads(audit_lines[0])["rule"] == "duplicate_key"
 
 
@@ -254,14 +283,14 @@ def test_a_body_not_sent_as_json_is_415(client, frames, content_type):
 
 
 def test_a_422_names_field_and_rule_but_keeps_the_range_for_the_audit_log(
-    root, client, frames, audit_lines
+    root, client, frames, profile, probe, audit_lines
 ):
     """Probing out-of-range values must not read the reference profile off the answers."""
-    row = {**rows_of(frames[1], 1)[0], "mean_area": 1e7}
+    row = {**rows_of(frames[1], 1)[0], probe: far_outside(profile, probe)}
     done = client.post("/predict", json={"rows": [row]}, headers=AUTH)
     answer = done.json()
-    assert done.status_code == 422 and (answer["field"], answer["rule"]) == ("mean_area", "range")
-    assert "mean_area" in answer["message"] and "range" in answer["message"]
+    assert done.status_code == 422 and (answer["field"], answer["rule"]) == (probe, "range")
+    assert probe in answer["message"] and "range" in answer["message"]
     assert not re.search(r"\d\.\d|\[", answer["message"]), answer["message"]
     audited = json.loads(audit_lines[-1])
     assert audited["rule"] == "range" and "[" in audited["reason"], audited
@@ -272,6 +301,22 @@ def test_a_422_names_field_and_rule_but_keeps_the_range_for_the_audit_log(
     with TestClient(explained) as open_client:
         done = open_client.post("/predict", json={"rows": [row]}, headers=AUTH)
     assert re.search(r"\[-?\d", done.json()["message"]), done.json()
+
+
+def test_an_unknown_category_is_422_without_the_category_list(client, frames, profile):
+    """Guessing categories must not read the reference's list off the answers."""
+    categorical = [n for n, e in profile["features"].items() if e["type"] == "categorical"]
+    if not categorical:
+        pytest.skip("the profile has no categorical feature")
+    name = categorical[0]
+    row = {**rows_of(frames[1], 1)[0], name: "no-such-category-0"}
+    done = client.post("/predict", json={"rows": [row]}, headers=AUTH)
+    answer = done.json()
+    assert done.status_code == 422 and (answer["field"], answer["rule"]) == (name, "category")
+    for category in profile["features"][name]["categories"]:
+        assert f"{category}," not in answer["message"] and "allowed:" not in answer["message"]
+    typed = client.post("/predict", json={"rows": [{**row, name: 3.5}]}, headers=AUTH)
+    assert (typed.status_code, typed.json()["rule"]) == (422, "type")
 
 
 def test_forged_forwarded_for_counts_only_from_a_listed_proxy(root, frames, audit_lines):

@@ -18,12 +18,12 @@ import stat
 
 import pytest
 import yaml
-from serve_support import lock_model, make_root, save_like_the_pipeline
+from serve_support import lock_model, make_root, other_model, rows_of, save_like_the_pipeline
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from {{ cookiecutter.package_name }} import signing
-from {{ cookiecutter.package_name }}.data import LABEL
+from {{ cookiecutter.package_name }}.data import LABEL, feature_types, task_of
 from {{ cookiecutter.package_name }}.inference import Predictor
 from {{ cookiecutter.package_name }}.model_io import ModelIntegrityError, load_model, save_model
 from {{ cookiecutter.package_name }}.train import build_model, fit
@@ -33,8 +33,8 @@ HEX32 = re.compile(r"\b[0-9a-f]{32}\b")
 
 
 @pytest.fixture(scope="module")
-def model(frames, params):
-    return fit(frames[0], params["train"])
+def model(frames, params, profile):
+    return fit(frames[0], params["train"], profile)
 
 
 @pytest.fixture
@@ -77,17 +77,13 @@ def forge_manifest(path, manifest):
     manifest.write_text(json.dumps(record))
 
 
-def other_model(frames, params):
-    return fit(frames[0], {**params["train"], "C": 0.01})
-
-
 def test_a_signed_model_verifies_and_loads(root, frames, model):
     assert signing.signature_path(root.model).is_file()
     assert json.loads(root.model_manifest.read_text())["signature"] == "model.sig"
     features = frames[1].drop(columns=[LABEL])
     loaded = load_model(root.model, root.model_manifest)
     assert (loaded.predict(features) == model.predict(features)).all()
-    assert Predictor(root).predict(features.head(2).to_dict("records"))
+    assert len(Predictor(root).predict(rows_of(frames[1], 2))) == 2
 
 
 def test_a_one_byte_change_is_refused(root):
@@ -112,9 +108,11 @@ def test_integrity_messages_are_whole_lines_naming_the_file_and_both_digests(roo
     assert "Digest(" not in message and message.endswith(")")
 
 
-def test_a_signature_swapped_in_from_another_model_is_refused(root, frames, params, tmp_path):
+def test_a_signature_swapped_in_from_another_model_is_refused(
+    root, frames, params, profile, tmp_path
+):
     other = tmp_path / "other" / "model.skops"
-    save_model(other_model(frames, params), other, other.with_suffix(".json"))
+    save_model(other_model(frames[0], params, profile), other, other.with_suffix(".json"))
     signing.signature_path(root.model).write_bytes(signing.signature_path(other).read_bytes())
     refused(root, "failed signature verification")
     signing.signature_path(root.model).write_bytes(b'{"unsigned": true}')
@@ -131,7 +129,7 @@ def test_a_model_re_signed_with_a_foreign_key_is_refused(root, tmp_path):
 
 
 def test_a_swapped_key_folder_that_re_signed_the_model_is_refused(
-    root, frames, params, tmp_path, monkeypatch
+    root, frames, params, profile, tmp_path, monkeypatch
 ):
     """The attacker replaces keys/ with a pair of their own, signs a model of their own with
     it and fixes manifest and even dvc.lock: the pinned fingerprint refuses their key."""
@@ -140,7 +138,7 @@ def test_a_swapped_key_folder_that_re_signed_the_model_is_refused(
     attacker = signing.Keys(root.root / "keys", private, public)
     from {{ cookiecutter.package_name }} import model_io
 
-    model_io.sio.dump(other_model(frames, params), root.model)
+    model_io.sio.dump(other_model(frames[0], params, profile), root.model)
     signing.sign(root.model, attacker)
     forge_manifest(root.model, root.model_manifest)
     lock_model(root)
@@ -154,13 +152,15 @@ def test_a_swapped_key_folder_that_re_signed_the_model_is_refused(
     refused(root, "pins")
 
 
-def test_a_deleted_public_key_with_a_replaced_model_and_manifest_is_refused(root, frames, params):
+def test_a_deleted_public_key_with_a_replaced_model_and_manifest_is_refused(
+    root, frames, params, profile
+):
     """No key to check with is a refusal, not a warning and a digest-only load."""
     (root.root / "keys" / signing.PUBLIC_NAME).unlink()
     (root.root / "keys" / signing.PRIVATE_NAME).unlink()
     from {{ cookiecutter.package_name }} import model_io
 
-    model_io.sio.dump(other_model(frames, params), root.model)
+    model_io.sio.dump(other_model(frames[0], params, profile), root.model)
     forge_manifest(root.model, root.model_manifest)
     lock_model(root)
     message = refused(root, "no public key")
@@ -180,12 +180,13 @@ def test_without_a_pinned_fingerprint_no_key_is_trusted(root):
 
 
 def test_an_older_validly_signed_model_put_back_is_refused_naming_both_digests(
-    root, frames, params, tmp_path
+    root, frames, params, profile, tmp_path
 ):
     """Rollback: the previous run's model, manifest and signature, all valid, are restored."""
     old = tmp_path / "previous-run"
     shutil.copytree(root.models, old)
-    save_like_the_pipeline(other_model(frames, params), root)  # the current pipeline state
+    # the current pipeline state
+    save_like_the_pipeline(other_model(frames[0], params, profile), root)
     for name in ("model.skops", "model.json", "model.sig"):
         shutil.copy2(old / name, root.models / name)
     message = refused(root, "dvc.lock records md5")
@@ -209,14 +210,15 @@ def test_a_pickle_swapped_in_is_refused_before_it_is_parsed(root, model):
     refused(root, "failed signature verification")
 
 
-def double(values):
-    return values * 2
+def unchanged(values):
+    return values
 
 
-def test_a_signed_model_holding_an_untrusted_type_is_refused(root, frames):
+def test_a_signed_model_holding_an_untrusted_type_is_refused(root, frames, params, profile):
     train = frames[0]
     custom = make_pipeline(
-        FunctionTransformer(double), build_model({"C": 1.0, "max_iter": 200, "seed": 0})
+        FunctionTransformer(unchanged),
+        build_model(params["train"], feature_types(profile), task_of(profile)),
     )
     custom.fit(train.drop(columns=[LABEL]), train[LABEL])
     save_like_the_pipeline(custom, root)
