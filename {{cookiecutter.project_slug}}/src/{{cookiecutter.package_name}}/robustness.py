@@ -109,6 +109,11 @@ def membership_inference(
     model: Any, train: pd.DataFrame, test: pd.DataFrame, params: dict[str, Any]
 ) -> dict[str, Any]:
     """Loss-threshold membership inference: AUC of -loss for members vs non-members."""
+    sample, seed = int(params.get("sample") or 0), int(params.get("seed", 0))
+    if sample:
+        train, test = (
+            f.sample(n=sample, random_state=seed) if len(f) > sample else f for f in (train, test)
+        )
     members, others = row_losses(model, train), row_losses(model, test)
     truth = np.r_[np.ones(len(members)), np.zeros(len(others))]
     auc = float(roc_auc_score(truth, -np.r_[members, others]))
@@ -133,22 +138,27 @@ def attack(
     """
     log = get_logger("evaluate")
     robust = evasion(model, test, {**params["robustness"], "seed": params["data"]["seed"]})
-    privacy = membership_inference(model, train, test, params["privacy"])
+    privacy = membership_inference(
+        model, train, test, {**params["privacy"], "seed": params["data"]["seed"]}
+    )
     paths.reports.mkdir(parents=True, exist_ok=True)
     for name, report in (("robustness", robust), ("privacy", privacy)):
         (paths.reports / f"{name}.json").write_text(
             json.dumps(report, indent=2) + "\n", encoding="utf-8"
         )
     log.info(
-        "evasion (%s, eps %.3g): accuracy %.3f clean, %.3f under attack (minimum %.3f)",
+        "evasion (%s, eps %.3g, %d rows): accuracy %.3f clean, %.3f under attack (minimum %.3f)",
         robust["attack"],
         robust["eps"],
+        robust["rows"],
         robust["clean_accuracy"],
         robust["adversarial_accuracy"],
         robust["min_adversarial_accuracy"],
     )
     log.info(
-        "membership inference (loss threshold): AUC %.3f (maximum %.3f)",
+        "membership inference (loss threshold, %d + %d rows): AUC %.3f (maximum %.3f)",
+        privacy["members"],
+        privacy["non_members"],
         privacy["membership_auc"],
         privacy["max_membership_auc"],
     )
@@ -167,5 +177,7 @@ def attack(
         "adversarial_accuracy": robust["adversarial_accuracy"],
         "adversarial_clean_accuracy": robust["clean_accuracy"],
         "membership_auc": privacy["membership_auc"],
+        "adversarial_rows": robust["rows"],  # the bounded samples (robustness/privacy.sample)
+        "membership_rows": privacy["members"] + privacy["non_members"],
     }
     return metrics, failed

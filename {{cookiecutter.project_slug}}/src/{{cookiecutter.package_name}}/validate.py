@@ -6,12 +6,12 @@ Checks, each with its threshold in params.yaml (`validate:`):
 - schema (pandera): only the reference's columns, finite numbers within each reference range
   plus a margin, known labels (reference/data_profile.json, committed to git and reviewed);
 - label distribution: no label's share moves further than `max_label_shift`;
-- duplicates: exact duplicate rows above `max_duplicate_share` (a weight-boosting attack), rows
-  identical after rounding but with different labels, and near-duplicates (closer than
-  `near_duplicate_distance` in reference-range units) with different labels (flipped copies);
-- label noise: the share of rows whose label 80% of their nearest neighbours contradict must
-  stay under `max_label_noise_share` (labels flipped in place; clean data: 0.02-0.035, 10%
-  of the labels flipped: about 0.095; a 5% flip stays below the default limit).
+- data quality and poisoning (quality.py, linear in the rows): exact duplicates above
+  `max_duplicate_share` (weight boosting), rows equal after rounding or within
+  `near_duplicate_distance` but labelled differently (flipped copies), label noise by
+  confident learning on out-of-fold predictions, value-frequency spikes (backdoor triggers),
+  rows outside the reference range inside the margin, per-feature PSI and label-conditional
+  shifts against the reference's `distributions` (each split on its own).
 
 Every rejected row is written to reports/validation.json as {row, column, rule, value}; the
 stage exits 1 and DVC stops before `train`.
@@ -20,29 +20,21 @@ stage exits 1 and DVC stops before `train`.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from . import quality
 from .config import Paths, get_logger, load_params, locked_md5, md5_file
 from .data import LABEL, PROFILE, load_dataset, load_profile
 
 __all__ = ["PROFILE", "build_profile", "build_schema", "load_profile", "validate_frame"]
 
 MAX_LISTED_ROWS = 1000  # the report lists at most this many rejections per file (and counts all)
-DEFAULTS = {
-    "max_duplicate_share": 0.01,
-    "duplicate_decimals": 4,
-    "near_duplicate_distance": 0.02,
-    "neighbours": 5,
-    "max_label_noise_share": 0.07,
-    "require_locked_data": True,
-}
+DEFAULTS = {**quality.DEFAULTS, "require_locked_data": True}
 
 
 def build_profile(frame: pd.DataFrame) -> dict[str, Any]:
@@ -56,6 +48,7 @@ def build_profile(frame: pd.DataFrame) -> dict[str, Any]:
         },
         "labels": {str(int(label)): round(float(share), 6) for label, share in shares.items()},
         "rows": len(frame),
+        "distributions": quality.reference_stats(frame, LABEL, "binary"),
     }
 
 
@@ -104,107 +97,6 @@ def schema_rejections(frame: pd.DataFrame, profile: dict[str, Any], margin: floa
     return []
 
 
-def scaled_features(frame: pd.DataFrame, profile: dict[str, Any]) -> pd.DataFrame | None:
-    """Features divided by their reference range (finite rows only); None if columns are off."""
-    names = list(profile["features"])
-    if LABEL not in frame.columns or not set(names) <= set(frame.columns):
-        return None
-    values = frame[names].apply(pd.to_numeric, errors="coerce")
-    low = np.array([profile["features"][n]["min"] for n in names])
-    span = np.array([profile["features"][n]["max"] - profile["features"][n]["min"] for n in names])
-    scaled = (values - low) / np.where(span > 0, span, 1.0)
-    labels = pd.to_numeric(frame[LABEL], errors="coerce")
-    keep = np.isfinite(scaled.to_numpy()).all(axis=1) & labels.notna().to_numpy()
-    return scaled[keep].assign(**{LABEL: labels[keep]})
-
-
-def duplicate_rejections(
-    frame: pd.DataFrame, scaled: pd.DataFrame, params: dict[str, Any]
-) -> tuple[list[dict], list[str], dict[str, Any]]:
-    """Exact duplicates, conflicting duplicates after rounding, conflicting near-duplicates."""
-    rejected, problems, stats = [], [], {}
-    features = [c for c in scaled.columns if c != LABEL]
-    duplicated = frame.duplicated(keep="first")
-    share = float(duplicated.mean()) if len(frame) else 0.0
-    stats["duplicate_share"] = round(share, 6)
-    if share > params["max_duplicate_share"]:
-        problems.append(
-            f"{int(duplicated.sum())} exact duplicate row(s), share {share:.3f} "
-            f"(limit {params['max_duplicate_share']})"
-        )
-        rejected += [
-            _rejection(i, None, "duplicate of an earlier row") for i in frame.index[duplicated]
-        ]
-
-    numeric = frame.loc[scaled.index, features].apply(pd.to_numeric, errors="coerce")
-    rounded = numeric.round(params["duplicate_decimals"])
-    groups = rounded.assign(**{LABEL: scaled[LABEL]}).groupby(features, sort=False)[LABEL]
-    conflicting = groups.transform("nunique") > 1
-    stats["conflicting_duplicates"] = int(conflicting.sum())
-    if conflicting.any():
-        problems.append(
-            f"{int(conflicting.sum())} row(s) share their features (rounded to "
-            f"{params['duplicate_decimals']} decimals) with a row of another label"
-        )
-        rule = "conflicting duplicate: same features as another row, different label"
-        rejected += [
-            _rejection(i, LABEL, rule, scaled.at[i, LABEL]) for i in conflicting.index[conflicting]
-        ]
-
-    from scipy.spatial import cKDTree
-
-    points = scaled[features].to_numpy()
-    labels = scaled[LABEL].to_numpy()
-    near: set[int] = set()
-    if len(points) > 1:
-        tree = cKDTree(points)
-        pairs = tree.query_pairs(r=params["near_duplicate_distance"], output_type="ndarray")
-        pairs = pairs[labels[pairs[:, 0]] != labels[pairs[:, 1]]]
-        near = {int(scaled.index[i]) for i in pairs.ravel()} - set(conflicting.index[conflicting])
-    stats["conflicting_near_duplicates"] = len(near)
-    if near:
-        problems.append(
-            f"{len(near)} row(s) lie within {params['near_duplicate_distance']} of a "
-            "row with another label (near-duplicates with flipped labels)"
-        )
-        rule = (
-            f"conflicting near-duplicate: within {params['near_duplicate_distance']} of a row "
-            "with another label"
-        )
-        rejected += [_rejection(i, LABEL, rule, scaled.at[i, LABEL]) for i in sorted(near)]
-    return rejected, problems, stats
-
-
-def label_noise(
-    scaled: pd.DataFrame, params: dict[str, Any]
-) -> tuple[list[dict], list[str], float]:
-    """Rows whose label 80% of their k nearest neighbours contradict; fail above the limit."""
-    from scipy.spatial import cKDTree
-
-    k = int(params["neighbours"])
-    needed = math.ceil(0.8 * k)
-    if len(scaled) <= k:
-        return [], [], 0.0
-    points = scaled.drop(columns=[LABEL]).to_numpy()
-    labels = scaled[LABEL].to_numpy()
-    _, neighbours = cKDTree(points).query(points, k=k + 1)
-    lonely = (labels[neighbours[:, 1:]] != labels[:, None]).sum(axis=1) >= needed
-    share = float(lonely.mean())
-    if share <= params["max_label_noise_share"]:
-        return [], [], share
-    rule = f"label disagrees with {needed} or more of its {k} nearest neighbours"
-    rows = [_rejection(i, LABEL, rule, scaled.at[i, LABEL]) for i in scaled.index[lonely]]
-    limit = params["max_label_noise_share"]
-    return (
-        rows,
-        [
-            f"{int(lonely.sum())} row(s) ({share:.3f}) carry a label that {needed} of their "
-            f"{k} nearest neighbours contradict (limit {limit}): flipped labels?"
-        ],
-        share,
-    )
-
-
 def validate_frame(
     frame: pd.DataFrame, profile: dict[str, Any], params: dict[str, Any]
 ) -> dict[str, Any]:
@@ -225,14 +117,11 @@ def validate_frame(
                 report["problems"].append(
                     f"label distribution moved by {shift:.3f} (limit {params['max_label_shift']})"
                 )
-    scaled = scaled_features(frame, profile)
-    if scaled is not None and len(scaled):
-        rows, problems, stats = duplicate_rejections(frame, scaled, params)
-        noisy, noise_problems, share = label_noise(scaled, params)
-        rejected += rows + noisy
-        report["problems"] += problems + noise_problems
-        report.update(stats, label_noise_share=round(share, 6))
-    report["rejected_count"] = len(rejected)
+    listed, count, problems, stats = quality.check_frame(frame, LABEL, None, profile, params)
+    rejected += listed
+    report["problems"] += problems
+    report.update(stats)
+    report["rejected_count"] = len(rejected) - len(listed) + count
     report["rejected_rows"] = rejected[:MAX_LISTED_ROWS]
     report["passed"] = not report["problems"]
     return report

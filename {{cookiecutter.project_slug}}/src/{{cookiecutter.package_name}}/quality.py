@@ -1,0 +1,833 @@
+"""Data-quality checks for the `validate` stage whose cost grows linearly with the rows.
+
+Pure functions: each takes a frame, the target column, the task (binary, multiclass or
+regression), the reference profile and the `validate:` settings, and returns the rejections
+it found (each `{row, column, rule, value}`) with its metrics. Numeric, integer, boolean and
+categorical features are handled per type; a missing value is a value of its own.
+
+- exact duplicates: 64-bit row hashes (pandas), one pass (a collision needs ~4e9 rows);
+- conflicting duplicates (classification): rows equal after rounding, different labels;
+- conflicting near-duplicates (classification): rows closer than `near_duplicate_distance`
+  (numeric features in reference-range units, categoricals equal) with different labels.
+  Rows are put in grid cells of that size on a few principal axes; only pairs in the same or
+  a neighbouring cell are compared. A projection never lengthens a distance, so no pair within
+  the distance is missed; the grid only decides how much work is done (capped by
+  `near_duplicate_max_pairs`: above it the check refuses rather than guess);
+- label noise (classification): confident learning on out-of-fold probabilities of a fast
+  linear model (each fold fitted on at most `label_noise_fit_rows` rows): a row whose given
+  label is below that class's mean self-confidence while another class is above its own;
+- value-frequency spikes: one exact value far more common than the reference predicts
+  (a backdoor trigger set on many rows);
+- rows outside the reference range but inside the schema margin, above a share (margin
+  hugging);
+- per-feature distribution distance (PSI on the reference's quantile bins, missing as a bin);
+- label-conditional shift: a label's share within a feature bin moving from the reference
+  (regression: the target's reference quartiles play the labels).
+
+The statistics these need come from `reference_stats`, stored in the profile under
+`distributions`. Every split is checked on its own.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["DEFAULTS", "check_frame", "reference_stats"]
+
+MISSING = "__missing__"
+CATEGORICAL = ("categorical", "boolean", "category", "string", "object")
+DEFAULTS: dict[str, Any] = {
+    "max_duplicate_share": 0.01,
+    "max_conflict_excess_share": 0.01,
+    "duplicate_decimals": 4,
+    "near_duplicate_distance": 0.02,
+    "near_duplicate_max_pairs": 50_000_000,
+    "max_label_noise_share": 0.01,
+    "label_noise_z": 3.0,
+    "label_noise_min_rows": 5,
+    "label_noise_folds": 3,
+    "label_noise_fit_rows": 100_000,
+    "max_value_spike_share": 0.005,
+    "value_spike_p": 1e-4,
+    "value_spike_label_p": 0.05,
+    "value_spike_min_rows": 4,
+    "max_outside_range_share": 0.005,
+    "outside_range_min_rows": 3,
+    "max_psi": 0.2,
+    "shift_p": 1e-6,
+    "max_label_bin_shift": 0.15,
+    "max_listed": 1000,
+    "seed": 0,
+}
+BINS = 10  # quantile bins per numeric feature in the reference
+TOP_VALUES = 50  # exact values seen at least twice, most frequent first, kept per feature
+TARGET_BINS = 4  # regression: the target's quartiles stand in for labels
+MAX_LEVELS = 30  # categorical levels kept per feature (the rest share one bin)
+
+
+# --- the profile, whatever its generation --------------------------------------------------
+def feature_names(profile: dict[str, Any]) -> list[str]:
+    return list(profile["features"])
+
+
+def is_categorical(stats: dict[str, Any], series: pd.Series | None = None) -> bool:
+    kind = str(stats.get("type") or stats.get("kind") or "")
+    if kind:
+        return kind in CATEGORICAL
+    if series is None:
+        return False
+    return not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
+
+
+def feature_range(stats: dict[str, Any]) -> tuple[float, float] | None:
+    """(min, max) of a numeric feature in the profile (flat min/max or a `range`)."""
+    if "min" in stats and "max" in stats:
+        return float(stats["min"]), float(stats["max"])
+    bounds = stats.get("range")
+    if isinstance(bounds, dict) and "min" in bounds:
+        return float(bounds["min"]), float(bounds["max"])
+    if isinstance(bounds, list | tuple) and len(bounds) == 2:
+        return float(bounds[0]), float(bounds[1])
+    return None
+
+
+def task_of(profile: dict[str, Any], task: str | None = None) -> str:
+    if task:
+        return task
+    dist = profile.get("distributions") or {}
+    target = profile.get("target") if isinstance(profile.get("target"), dict) else {}
+    return str(dist.get("target", {}).get("task") or target.get("task") or "binary")
+
+
+def numeric(series: pd.Series) -> np.ndarray:
+    values = np.array(pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan))
+    values[~np.isfinite(values)] = np.nan
+    return values
+
+
+def as_text(series: pd.Series) -> pd.Series:
+    """Categorical values as strings, missing as its own value."""
+    text = series.astype("string")
+    return text.fillna(MISSING).astype(object)
+
+
+def value_key(value: Any) -> str:
+    return (
+        MISSING if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+    )
+
+
+# --- the reference ------------------------------------------------------------------------
+def _target_codes(target: pd.Series, spec: dict[str, Any]) -> np.ndarray:
+    """Label index per row (-1: unknown or missing); regression: the target's quartile."""
+    if spec["task"] == "regression":
+        values = numeric(target)
+        codes = np.searchsorted(np.asarray(spec["edges"], dtype=float), values, side="right")
+        codes[np.isnan(values)] = -1
+        return codes.astype(np.int64)
+    lookup = {name: i for i, name in enumerate(spec["classes"])}
+    return np.array(as_text(target).map(lookup).fillna(-1).to_numpy(dtype=np.int64))
+
+
+def _class_name(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _target_spec(target: pd.Series, task: str) -> dict[str, Any]:
+    if task == "regression":
+        values = numeric(target)
+        edges = np.unique(np.nanquantile(values, np.linspace(0, 1, TARGET_BINS + 1)[1:-1]))
+        return {"task": task, "edges": [float(e) for e in edges]}
+    classes = sorted({_class_name(v) for v in target.dropna().unique()})
+    return {"task": task, "classes": classes}
+
+
+def _bins(series: pd.Series, spec: dict[str, Any]) -> np.ndarray:
+    """Bin index per row: value bins first, the last bin holds the missing values."""
+    if spec["kind"] == "categorical":
+        lookup = {level: i for i, level in enumerate(spec["levels"])}
+        other = len(spec["levels"])
+        text = as_text(series)
+        codes = np.array(text.map(lookup).fillna(other).to_numpy(dtype=np.int64))
+        codes[(text == MISSING).to_numpy()] = other + 1
+        return codes
+    values = numeric(series)
+    edges = np.asarray(spec["edges"], dtype=float)
+    codes = np.searchsorted(edges, values, side="right").astype(np.int64)
+    codes[np.isnan(values)] = len(edges) + 1
+    return codes
+
+
+def _bin_count(spec: dict[str, Any]) -> int:
+    return len(spec["levels"]) + 2 if spec["kind"] == "categorical" else len(spec["edges"]) + 2
+
+
+def _top_values(series: pd.Series, categorical: bool) -> tuple[list[list[Any]], float]:
+    """The most frequent exact values with their shares, and the share of the next one."""
+    values = as_text(series) if categorical else pd.Series(numeric(series))
+    counts = values.value_counts(dropna=True)
+    total = max(len(series), 1)
+    top = counts.head(TOP_VALUES)
+    top = top[top >= 2]
+    rest = counts.iloc[len(top) :]
+    next_share = float(rest.iloc[0]) / total if len(rest) else 0.0
+    return [[value_key(v), round(int(c) / total, 8)] for v, c in top.items()], max(
+        next_share, 1.0 / total
+    )
+
+
+def reference_stats(frame: pd.DataFrame, target: str, task: str) -> dict[str, Any]:
+    """The per-feature statistics of a trusted frame that the poisoning checks compare with:
+    quantile bin edges (categoricals: their levels), the share of rows in each bin and the
+    label counts within it, and the most frequent exact values. Stored in the profile under
+    `distributions`."""
+    spec = _target_spec(frame[target], task)
+    labels = _target_codes(frame[target], spec)
+    width = len(spec["classes"]) if task != "regression" else len(spec["edges"]) + 1
+    features: dict[str, Any] = {}
+    for name in frame.columns:
+        if name == target:
+            continue
+        series = frame[name]
+        categorical = is_categorical({}, series)
+        if categorical:
+            levels = as_text(series)
+            levels = levels[levels != MISSING].value_counts().head(MAX_LEVELS)
+            entry: dict[str, Any] = {
+                "kind": "categorical",
+                "levels": [str(v) for v in levels.index],
+            }
+        else:
+            values = numeric(series)
+            quantiles = np.linspace(0, 1, BINS + 1)[1:-1]
+            finite = values[~np.isnan(values)]
+            edges = np.unique(np.quantile(finite, quantiles)) if len(finite) else np.array([])
+            entry = {"kind": "numeric", "edges": [float(e) for e in edges]}
+        codes = _bins(series, entry)
+        size = _bin_count(entry)
+        entry["shares"] = [
+            round(float(s), 8) for s in np.bincount(codes, minlength=size) / len(frame)
+        ]
+        known = labels >= 0
+        joint = np.bincount(codes[known] * width + labels[known], minlength=size * width)
+        entry["label_counts"] = joint.reshape(size, width).astype(int).tolist()
+        entry["top_values"], entry["other_value_share"] = _top_values(series, categorical)
+        features[str(name)] = entry
+    shares = np.bincount(labels[labels >= 0], minlength=width) / max(int((labels >= 0).sum()), 1)
+    spec["shares"] = [round(float(s), 8) for s in shares]
+    result = {"rows": len(frame), "target": spec, "features": features}
+    if task != "regression":
+        profile = {"features": {n: {"type": features[n]["kind"]} for n in features}}
+        result["label_noise_share"] = round(
+            _label_issue_share(frame, target, profile, DEFAULTS)[0], 6
+        )
+        # How often clean rows have an equal or near row of another label (low-dimensional
+        # or overlapping classes have some): the duplicate checks allow that much.
+        for name, limit in stats_range(frame, target).items():
+            profile["features"][name].update(min=limit[0], max=limit[1])
+        found = Found(0)
+        conflicting = conflicting_duplicates(frame, target, profile, DEFAULTS, found)
+        near_duplicates(frame, target, profile, DEFAULTS, found, conflicting)
+        result["conflicting_duplicate_share"] = round(float(conflicting.mean()), 6)
+        near = found.metrics.get("conflicting_near_duplicates") or 0
+        result["near_duplicate_share"] = round(near / max(len(frame), 1), 6)
+    return result
+
+
+def stats_range(frame: pd.DataFrame, target: str) -> dict[str, tuple[float, float]]:
+    ranges = {}
+    for name in frame.columns:
+        if name != target and not is_categorical({}, frame[name]):
+            values = numeric(frame[name])
+            if (~np.isnan(values)).any():
+                ranges[str(name)] = (float(np.nanmin(values)), float(np.nanmax(values)))
+    return ranges
+
+
+# --- helpers --------------------------------------------------------------------------------
+def _rejection(row: Any, column: Any, rule: str, value: Any = None) -> dict[str, Any]:
+    missing = value is None or (not isinstance(value, str) and pd.isna(value))
+    return {
+        "row": None if row is None else int(row),
+        "column": None if column is None else str(column),
+        "rule": rule,
+        "value": None if missing else str(value),
+    }
+
+
+class Found:
+    """Rejections listed up to a cap, all of them counted; problems; metrics."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap, self.rows, self.count = cap, [], 0
+        self.problems: list[str] = []
+        self.metrics: dict[str, Any] = {}
+        self.label_issues: np.ndarray | None = None
+
+    def reject(
+        self, index: pd.Index, positions: np.ndarray, column: Any, rule: str, values: Any = None
+    ) -> None:
+        positions = np.asarray(positions)
+        self.count += len(positions)
+        room = max(self.cap - len(self.rows), 0)
+        for k, position in enumerate(positions[:room]):
+            value = None if values is None else (values[k] if not np.isscalar(values) else values)
+            self.rows.append(_rejection(index[position], column, rule, value))
+
+    def column(self, column: str, rule: str, value: Any) -> None:
+        """A rejection of a whole column (no single row is to blame)."""
+        self.count += 1
+        if len(self.rows) < self.cap:
+            self.rows.append(_rejection(None, column, rule, round(float(value), 6)))
+
+
+def _poisson_tail(count: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """P(X >= count) for X ~ Poisson(expected)."""
+    from scipy.stats import poisson
+
+    return poisson.sf(np.asarray(count) - 1, np.asarray(expected))
+
+
+def _features_present(frame: pd.DataFrame, profile: dict[str, Any]) -> list[str]:
+    return [name for name in feature_names(profile) if name in frame.columns]
+
+
+def _scaled_numeric(frame: pd.DataFrame, profile: dict[str, Any], names: list[str]) -> np.ndarray:
+    columns = []
+    for name in names:
+        low, high = feature_range(profile["features"][name]) or (0.0, 1.0)
+        span = high - low if high > low else 1.0
+        columns.append((numeric(frame[name]) - low) / span)
+    return np.column_stack(columns) if columns else np.empty((len(frame), 0))
+
+
+def _split_kinds(frame: pd.DataFrame, profile: dict[str, Any]) -> tuple[list[str], list[str]]:
+    names = _features_present(frame, profile)
+    categorical = [n for n in names if is_categorical(profile["features"][n], frame[n])]
+    return [n for n in names if n not in categorical], categorical
+
+
+def _row_hash(parts: pd.DataFrame) -> np.ndarray:
+    return pd.util.hash_pandas_object(parts, index=False).to_numpy()
+
+
+# --- duplicates ------------------------------------------------------------------------------
+def _above_reference(
+    flagged: np.ndarray, profile: dict[str, Any], key: str, settings: dict[str, Any]
+) -> bool:
+    """More flagged rows than the reference had at this size, plus a tolerance. A share of
+    rows with a near or equal neighbour grows with the rows, s(n) = 1 - (1 - s_ref)^(n/N), and
+    varies between samples: the limit is 1.25 s(n) plus the tolerance."""
+    count = int(flagged.sum())
+    if not count:
+        return False
+    dist = profile.get("distributions") or {}
+    reference = float(dist.get(key) or 0.0)
+    if reference <= 0.0:
+        return True  # the reference had none: every such row is suspect
+    ratio = len(flagged) / max(int(dist.get("rows") or 1), 1)
+    expected = max(reference, 1.0 - (1.0 - min(reference, 0.999999)) ** ratio)
+    return count / len(flagged) > 1.25 * expected + float(settings["max_conflict_excess_share"])
+
+
+def exact_duplicates(frame: pd.DataFrame, settings: dict[str, Any], found: Found) -> None:
+    duplicated = pd.Series(_row_hash(frame)).duplicated(keep="first").to_numpy()
+    share = float(duplicated.mean()) if len(frame) else 0.0
+    found.metrics["duplicate_share"] = round(share, 6)
+    if share > settings["max_duplicate_share"]:
+        found.problems.append(
+            f"{int(duplicated.sum())} exact duplicate row(s), share {share:.3f} "
+            f"(limit {settings['max_duplicate_share']})"
+        )
+        found.reject(frame.index, np.flatnonzero(duplicated), None, "duplicate of an earlier row")
+
+
+def conflicting_duplicates(
+    frame: pd.DataFrame,
+    target: str,
+    profile: dict[str, Any],
+    settings: dict[str, Any],
+    found: Found,
+) -> np.ndarray:
+    """Rows equal after rounding (missing equal to missing) with another label."""
+    numeric_names, categorical = _split_kinds(frame, profile)
+    parts = pd.DataFrame(
+        {n: np.round(numeric(frame[n]), settings["duplicate_decimals"]) for n in numeric_names}
+    )
+    for name in categorical:
+        parts[name] = as_text(frame[name]).to_numpy()
+    keys = _row_hash(parts) if len(parts.columns) else np.zeros(len(frame), dtype=np.uint64)
+    groups = pd.DataFrame({"key": keys, "label": as_text(frame[target]).to_numpy()})
+    conflicting = (groups.groupby("key")["label"].transform("nunique") > 1).to_numpy()
+    found.metrics["conflicting_duplicates"] = int(conflicting.sum())
+    if _above_reference(conflicting, profile, "conflicting_duplicate_share", settings):
+        found.problems.append(
+            f"{int(conflicting.sum())} row(s) share their features (rounded to "
+            f"{settings['duplicate_decimals']} decimals) with a row of another label"
+        )
+        where = np.flatnonzero(conflicting)
+        found.reject(
+            frame.index,
+            where,
+            target,
+            "conflicting duplicate: same features as another row, different label",
+            frame[target].to_numpy()[where],
+        )
+    return conflicting
+
+
+def _axes(points: np.ndarray, seed: int) -> np.ndarray:
+    """Principal axes (orthonormal) of a sample of the points: the widest spread first."""
+    rng = np.random.default_rng(seed)
+    sample = points[rng.choice(len(points), min(len(points), 20_000), replace=False)]
+    centred = sample - sample.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return vt
+
+
+def _offsets(p: int) -> np.ndarray:
+    grid = np.array(np.meshgrid(*[[-1, 0, 1]] * p, indexing="ij")).reshape(p, -1).T
+    first = np.array([row[np.flatnonzero(row)[0]] if row.any() else 1 for row in grid])
+    return grid[first > 0]  # one of each (o, -o) pair, and the zero offset
+
+
+def _cell_codes(cells: np.ndarray, base: np.ndarray, salt: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return (cells.astype(np.uint64) * base).sum(axis=1, dtype=np.uint64) + salt
+
+
+def near_duplicate_pairs(
+    points: np.ndarray,
+    labels: np.ndarray,
+    salt: np.ndarray,
+    distance: float,
+    max_pairs: int,
+    seed: int = 0,
+) -> tuple[np.ndarray, int] | None:
+    """Positions of rows within `distance` of a row with another label (same salt).
+
+    Exact: a candidate pair is any two rows in the same or neighbouring grid cells (cell side
+    `distance`) on p principal axes, and every pair within the distance is such a pair. Returns
+    None when the candidates would exceed `max_pairs`.
+    """
+    n = len(points)
+    if n < 2:
+        return np.array([], dtype=np.int64), 0
+    axes = _axes(points, seed)
+    rng = np.random.default_rng(seed)
+    base_all = rng.integers(1, 2**62, size=8, dtype=np.uint64) | np.uint64(1)
+    best = None
+    for p in range(1, min(6, points.shape[1]) + 1):
+        cells = np.floor(points @ axes[:p].T / distance).astype(np.int64)
+        codes = _cell_codes(cells, base_all[:p], salt)
+        _, counts = np.unique(codes, return_counts=True)
+        work = len(_offsets(p)) * (n + float((counts.astype(float) ** 2).sum()))
+        if best is None or work < best[0]:
+            best = (work, p, cells, codes)
+    _, p, cells, codes = best
+    order = np.argsort(codes, kind="stable")
+    ordered = codes[order]
+    flagged = np.zeros(n, dtype=bool)
+    candidates = 0
+    chunk = 2_000_000
+    for offset in _offsets(p):
+        with np.errstate(over="ignore"):
+            delta = (offset.astype(np.int64).astype(np.uint64) * base_all[:p]).sum(dtype=np.uint64)
+            query = codes + delta
+        left = np.searchsorted(ordered, query, side="left")
+        counts = np.searchsorted(ordered, query, side="right") - left
+        candidates += int(counts.sum())
+        if candidates > max_pairs:
+            return None
+        start = 0
+        ends = np.cumsum(counts)
+        while start < n:
+            stop = int(np.searchsorted(ends, (ends[start - 1] if start else 0) + chunk, "right"))
+            stop = min(max(stop, start + 1), n)
+            c = counts[start:stop]
+            i = np.repeat(np.arange(start, stop), c)
+            first = np.repeat(left[start:stop], c)
+            within = np.arange(len(i)) - np.repeat(np.cumsum(c) - c, c)
+            j = order[first + within]
+            keep = labels[i] != labels[j]
+            if not offset.any():
+                keep &= i < j
+            i, j = i[keep], j[keep]
+            if len(i):
+                gap = points[i] - points[j]
+                close = np.einsum("ij,ij->i", gap, gap) <= distance**2
+                flagged[i[close]] = True
+                flagged[j[close]] = True
+            start = stop
+    return np.flatnonzero(flagged), candidates
+
+
+def near_duplicates(
+    frame: pd.DataFrame,
+    target: str,
+    profile: dict[str, Any],
+    settings: dict[str, Any],
+    found: Found,
+    conflicting: np.ndarray,
+) -> None:
+    numeric_names, categorical = _split_kinds(frame, profile)
+    if not numeric_names:
+        found.metrics["conflicting_near_duplicates"] = 0
+        return
+    scaled = _scaled_numeric(frame, profile, numeric_names)
+    missing = np.isnan(scaled)
+    # A missing value is a value of its own: rows are near only with the same missing pattern
+    # (and the same categories); the missing coordinate then adds nothing to the distance.
+    salt_parts = pd.DataFrame(missing, columns=numeric_names)
+    for name in categorical:
+        salt_parts[name] = as_text(frame[name]).to_numpy()
+    salt = _row_hash(salt_parts)
+    points = np.where(missing, 0.0, scaled)
+    labels = as_text(frame[target]).to_numpy()
+    distance = float(settings["near_duplicate_distance"])
+    result = near_duplicate_pairs(
+        points,
+        pd.factorize(labels)[0],
+        salt,
+        distance,
+        int(settings["near_duplicate_max_pairs"]),
+        int(settings["seed"]),
+    )
+    if result is None:
+        found.metrics["conflicting_near_duplicates"] = None
+        found.problems.append(
+            "near-duplicate check did not finish: more than "
+            f"{settings['near_duplicate_max_pairs']} candidate pairs (rows crowded within "
+            f"{distance}); raise validate.near_duplicate_max_pairs or lower "
+            "validate.near_duplicate_distance"
+        )
+        return
+    near, candidates = result
+    near = near[~conflicting[near]]
+    found.metrics["conflicting_near_duplicates"] = len(near)
+    found.metrics["near_duplicate_candidate_pairs"] = candidates
+    flagged = np.zeros(len(frame), dtype=bool)
+    flagged[near] = True
+    if _above_reference(flagged, profile, "near_duplicate_share", settings):
+        found.problems.append(
+            f"{len(near)} row(s) lie within {distance} of a row with another label "
+            "(near-duplicates with flipped labels)"
+        )
+        found.reject(
+            frame.index,
+            near,
+            target,
+            f"conflicting near-duplicate: within {distance} of a row with another label",
+            frame[target].to_numpy()[near],
+        )
+
+
+# --- label noise ------------------------------------------------------------------------------
+def out_of_fold_probabilities(
+    frame: pd.DataFrame, target: str, profile: dict[str, Any], settings: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities of each row from a linear model that never saw it, and the codes."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric_names, categorical = _split_kinds(frame, profile)
+    data = pd.DataFrame({n: numeric(frame[n]) for n in numeric_names})
+    for name in categorical:
+        data[name] = as_text(frame[name]).to_numpy()
+    codes, _ = pd.factorize(as_text(frame[target]), sort=True)
+    classes = int(codes.max()) + 1
+    prep = ColumnTransformer(
+        [
+            (
+                "num",
+                make_pipeline(
+                    SimpleImputer(strategy="median", add_indicator=True), StandardScaler()
+                ),
+                numeric_names,
+            ),
+            ("cat", OneHotEncoder(handle_unknown="ignore", max_categories=MAX_LEVELS), categorical),
+        ]
+    )
+    probabilities = np.zeros((len(frame), classes))
+    smallest = int(np.bincount(codes).min())
+    folds = max(2, min(int(settings["label_noise_folds"]), smallest))
+    rng = np.random.default_rng(int(settings["seed"]))
+    split = StratifiedKFold(folds, shuffle=True, random_state=int(settings["seed"]))
+    for fit_rows, held in split.split(data, codes):
+        limit = int(settings["label_noise_fit_rows"])
+        if len(fit_rows) > limit:
+            fit_rows = rng.choice(fit_rows, limit, replace=False)
+        model = make_pipeline(prep, LogisticRegression(max_iter=300))
+        model.fit(data.iloc[fit_rows], codes[fit_rows])
+        probabilities[np.ix_(held, model[-1].classes_)] = model.predict_proba(data.iloc[held])
+    return probabilities, codes
+
+
+def confident_label_issues(probabilities: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Confident learning's rule: a row is an issue when its given label's probability is
+    below that class's mean self-confidence and some other class is at or above its own."""
+    classes = probabilities.shape[1]
+    thresholds = np.array(
+        [probabilities[codes == k, k].mean() if (codes == k).any() else 1.0 for k in range(classes)]
+    )
+    given = probabilities[np.arange(len(codes)), codes]
+    above = probabilities >= thresholds
+    above[np.arange(len(codes)), codes] = False
+    return (given < thresholds[codes]) & above.any(axis=1)
+
+
+def _label_issue_share(
+    frame: pd.DataFrame, target: str, profile: dict[str, Any], settings: dict[str, Any]
+) -> tuple[float, np.ndarray]:
+    counts = as_text(frame[target]).value_counts()
+    if len(counts) < 2 or len(frame) < 20 or counts.min() < 2:
+        return 0.0, np.zeros(len(frame), dtype=bool)
+    probabilities, codes = out_of_fold_probabilities(frame, target, profile, settings)
+    issues = confident_label_issues(probabilities, codes)
+    return float(issues.mean()), issues
+
+
+def label_noise(
+    frame: pd.DataFrame,
+    target: str,
+    profile: dict[str, Any],
+    settings: dict[str, Any],
+    found: Found,
+) -> None:
+    share, issues = _label_issue_share(frame, target, profile, settings)
+    found.label_issues = issues
+    found.metrics["label_noise_share"] = round(share, 6)
+    baseline = float((profile.get("distributions") or {}).get("label_noise_share") or 0.0)
+    spread = float(settings["label_noise_z"]) * math.sqrt(baseline * (1 - baseline) / len(frame))
+    limit = round(baseline + max(float(settings["max_label_noise_share"]), spread), 6)
+    found.metrics["label_noise_limit"] = limit
+    if share <= limit or int(issues.sum()) < int(settings["label_noise_min_rows"]):
+        return
+    where = np.flatnonzero(issues)
+    found.problems.append(
+        f"{len(where)} row(s) ({share:.3f}) carry a label that an out-of-fold model confidently "
+        f"contradicts (limit {limit}: the reference's {baseline:.3f} plus the allowed "
+        "excess): flipped labels?"
+    )
+    found.reject(
+        frame.index,
+        where,
+        target,
+        "label disagrees with a confident out-of-fold prediction (confident learning)",
+        frame[target].to_numpy()[where],
+    )
+
+
+# --- poisoning beyond ranges ------------------------------------------------------------------
+def value_spikes(
+    frame: pd.DataFrame, profile: dict[str, Any], settings: dict[str, Any], found: Found
+) -> None:
+    """One exact value far more common than the reference predicts (a backdoor trigger)."""
+    dist = profile.get("distributions") or {}
+    n = len(frame)
+    worst = 0.0
+    for name in _features_present(frame, profile):
+        ref = dist.get("features", {}).get(name)
+        if not ref or n == 0:
+            continue
+        categorical = ref["kind"] == "categorical"
+        keys = as_text(frame[name]) if categorical else pd.Series(numeric(frame[name]))
+        counts = keys.value_counts(dropna=True)
+        counts = counts[counts >= 2]
+        if counts.empty:
+            continue
+        known = {key: share for key, share in ref["top_values"]}
+        other = float(ref["other_value_share"])
+        expected = np.array([known.get(value_key(v), other) for v in counts.index])
+        excess = counts.to_numpy() / n - expected
+        tail = _poisson_tail(counts.to_numpy(), expected * n)
+        spiked = (excess > settings["max_value_spike_share"]) & (tail < settings["value_spike_p"])
+        # A weaker spike counts when most of its rows also carry labels that an out-of-fold
+        # model contradicts: a trigger planted on rows relabelled to the target class.
+        weak = (
+            (excess > settings["max_value_spike_share"])
+            & (tail < settings["value_spike_label_p"])
+            & (counts.to_numpy() >= settings["value_spike_min_rows"])
+            & ~spiked
+        )
+        worst = max(worst, float(excess.max()))
+        for value in counts.index[weak] if found.label_issues is not None else []:
+            mask = (keys == value).to_numpy()
+            if found.label_issues[mask].mean() >= 0.5:
+                spiked[counts.index.get_loc(value)] = True
+        for value, share_expected in zip(counts.index[spiked], expected[spiked], strict=True):
+            mask = (keys == value).to_numpy()
+            found.problems.append(
+                f"{name} = {value_key(value)} on {int(mask.sum())} row(s) ({mask.mean():.3f}); "
+                f"the reference predicts {share_expected:.4f}: a backdoor trigger?"
+            )
+            found.reject(
+                frame.index,
+                np.flatnonzero(mask),
+                name,
+                f"value-frequency spike: share {mask.mean():.3f} vs reference {share_expected:.4f}",
+                value_key(value),
+            )
+    found.metrics["max_value_spike_excess"] = round(worst, 6)
+
+
+def outside_reference(
+    frame: pd.DataFrame, profile: dict[str, Any], settings: dict[str, Any], found: Found
+) -> None:
+    """Rows beyond the reference min/max (inside the schema margin), above a share."""
+    numeric_names, _ = _split_kinds(frame, profile)
+    worst = 0.0
+    for name in numeric_names:
+        bounds = feature_range(profile["features"][name])
+        if bounds is None or not len(frame):
+            continue
+        values = numeric(frame[name])
+        outside = (values < bounds[0]) | (values > bounds[1])
+        count = int(outside.sum())
+        worst = max(worst, count / len(frame))
+        if count >= settings["outside_range_min_rows"] and (
+            count / len(frame) > settings["max_outside_range_share"]
+        ):
+            found.problems.append(
+                f"{count} row(s) of {name} lie outside the reference range "
+                f"[{bounds[0]:g}, {bounds[1]:g}] (share {count / len(frame):.3f}, limit "
+                f"{settings['max_outside_range_share']}): rows hugging the margin?"
+            )
+            where = np.flatnonzero(outside)
+            found.reject(
+                frame.index,
+                where,
+                name,
+                "outside the reference range (inside the margin), above the allowed share",
+                values[where],
+            )
+    found.metrics["max_outside_range_share"] = round(worst, 6)
+
+
+def _psi(actual: np.ndarray, expected: np.ndarray) -> float:
+    a = (actual + 0.5) / (actual.sum() + 0.5 * len(actual))
+    e = np.clip(expected, 0.5 / max(expected.size * 1000, 1), None)
+    e = e / e.sum()
+    return float(((a - e) * np.log(a / e)).sum())
+
+
+def distribution_shift(
+    frame: pd.DataFrame,
+    target: str,
+    profile: dict[str, Any],
+    settings: dict[str, Any],
+    found: Found,
+) -> None:
+    """PSI per feature on the reference bins, and label shares within each bin."""
+    from scipy.stats import chi2, norm
+
+    dist = profile.get("distributions") or {}
+    spec = dist.get("target")
+    n = len(frame)
+    if not spec or n == 0:
+        return
+    reference_rows = int(dist.get("rows") or 1)
+    weight = n * reference_rows / (n + reference_rows)  # effective size of the two samples
+    codes = _target_codes(frame[target], spec) if target in frame.columns else None
+    width = len(spec["classes"]) if spec["task"] != "regression" else len(spec["edges"]) + 1
+    z_limit = float(norm.isf(settings["shift_p"]))
+    psis, worst_shift = {}, 0.0
+    for name in _features_present(frame, profile):
+        ref = dist.get("features", {}).get(name)
+        if not ref:
+            continue
+        bins = _bins(frame[name], ref)
+        size = _bin_count(ref)
+        counts = np.bincount(bins, minlength=size)[:size].astype(float)
+        psi = _psi(counts, np.asarray(ref["shares"], dtype=float))
+        psis[name] = round(psi, 6)
+        limit = chi2.isf(settings["shift_p"], max(size - 1, 1)) / weight
+        if psi > settings["max_psi"] and psi > limit:
+            found.problems.append(
+                f"{name}: distribution moved from the reference (PSI {psi:.3f}, limit "
+                f"{settings['max_psi']})"
+            )
+            found.column(
+                name, f"distribution shift: PSI {psi:.3f} above {settings['max_psi']}", psi
+            )
+        if codes is None:
+            continue
+        known = codes >= 0
+        joint = np.bincount(bins[known] * width + codes[known], minlength=size * width)
+        joint = joint[: size * width].reshape(size, width).astype(float)
+        reference = np.asarray(ref["label_counts"], dtype=float)
+        n_b, r_b = joint.sum(axis=1, keepdims=True), reference.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share, ref_share = joint / n_b, reference / r_b
+            pooled = (joint + reference) / (n_b + r_b)
+            spread = np.sqrt(pooled * (1 - pooled) * (1 / n_b + 1 / r_b))
+            z = np.abs(share - ref_share) / spread
+        moved = np.nan_to_num(np.abs(share - ref_share))
+        z = np.nan_to_num(z)
+        worst_shift = max(worst_shift, float(moved.max()))
+        hits = (moved > settings["max_label_bin_shift"]) & (z > z_limit)
+        for b, k in zip(*np.nonzero(hits), strict=True):
+            label = spec["classes"][k] if spec["task"] != "regression" else f"quartile {k + 1}"
+            where = np.flatnonzero((bins == b) & (codes == k))
+            found.problems.append(
+                f"{name}: within bin {b} the share of {target} {label} moved from "
+                f"{ref_share[b, k]:.2f} to {share[b, k]:.2f} (limit "
+                f"{settings['max_label_bin_shift']}): labels planted in one region?"
+            )
+            found.reject(
+                frame.index,
+                where,
+                target,
+                f"label-conditional shift: {target} {label} share in {name} bin {b} "
+                f"{share[b, k]:.2f} vs reference {ref_share[b, k]:.2f}",
+                label,
+            )
+    if codes is not None and spec["task"] == "regression":
+        counts = np.bincount(codes[codes >= 0], minlength=width)[:width].astype(float)
+        psi = _psi(counts, np.asarray(spec["shares"], dtype=float))
+        psis[target] = round(psi, 6)
+        limit = chi2.isf(settings["shift_p"], max(width - 1, 1)) / weight
+        if psi > settings["max_psi"] and psi > limit:
+            found.problems.append(
+                f"{target}: the target's quartile shares moved from the reference (PSI "
+                f"{psi:.3f}, limit {settings['max_psi']})"
+            )
+            found.column(target, f"target shift: PSI {psi:.3f} above {settings['max_psi']}", psi)
+    found.metrics["psi"] = psis
+    found.metrics["max_psi"] = max(psis.values(), default=0.0)
+    found.metrics["max_label_bin_shift"] = round(worst_shift, 6)
+
+
+# --- all of them -------------------------------------------------------------------------------
+def check_frame(
+    frame: pd.DataFrame,
+    target: str,
+    task: str | None,
+    profile: dict[str, Any],
+    settings: dict[str, Any],
+) -> tuple[list[dict[str, Any]], int, list[str], dict[str, Any]]:
+    """Run every check; return (listed rejections, their total count, problems, metrics)."""
+    settings = {**DEFAULTS, **settings}
+    task = task_of(profile, task)
+    found = Found(int(settings["max_listed"]))
+    if not len(frame):
+        return [], 0, [], {}
+    exact_duplicates(frame, settings, found)
+    if target in frame.columns and task != "regression":
+        conflicting = conflicting_duplicates(frame, target, profile, settings, found)
+        near_duplicates(frame, target, profile, settings, found, conflicting)
+        label_noise(frame, target, profile, settings, found)
+    value_spikes(frame, profile, settings, found)
+    outside_reference(frame, profile, settings, found)
+    distribution_shift(frame, target, profile, settings, found)
+    return found.rows, found.count, found.problems, found.metrics
