@@ -50,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "label_noise_z": 3.0,
     "label_noise_min_rows": 5,
     "label_noise_folds": 3,
-    "label_noise_fit_rows": 100_000,
+    "label_noise_fit_rows": 10_000,
     "max_value_spike_share": 0.005,
     "value_spike_p": 1e-4,
     "value_spike_label_p": 0.05,
@@ -385,21 +385,27 @@ def conflicting_duplicates(
 def _axes(points: np.ndarray, seed: int) -> np.ndarray:
     """Principal axes (orthonormal) of a sample of the points: the widest spread first."""
     rng = np.random.default_rng(seed)
-    sample = points[rng.choice(len(points), min(len(points), 20_000), replace=False)]
+    sample = points[rng.choice(len(points), min(len(points), 5_000), replace=False)]
     centred = sample - sample.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     return vt
 
 
-def _offsets(p: int) -> np.ndarray:
-    grid = np.array(np.meshgrid(*[[-1, 0, 1]] * p, indexing="ij")).reshape(p, -1).T
-    first = np.array([row[np.flatnonzero(row)[0]] if row.any() else 1 for row in grid])
-    return grid[first > 0]  # one of each (o, -o) pair, and the zero offset
-
-
 def _cell_codes(cells: np.ndarray, base: np.ndarray, salt: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         return (cells.astype(np.uint64) * base).sum(axis=1, dtype=np.uint64) + salt
+
+
+def _mixed_runs(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (sorted by cell) of the cells that hold more than one label, and their cell ids."""
+    order = np.lexsort((labels, codes))
+    ordered, tags = codes[order], labels[order]
+    starts = np.r_[True, ordered[1:] != ordered[:-1]]
+    cell = np.cumsum(starts) - 1
+    changes = np.r_[False, (tags[1:] != tags[:-1]) & ~starts[1:]]
+    mixed = np.bincount(cell, weights=changes, minlength=cell[-1] + 1) > 0
+    keep = mixed[cell]
+    return order[keep], cell[keep]
 
 
 def near_duplicate_pairs(
@@ -412,9 +418,10 @@ def near_duplicate_pairs(
 ) -> tuple[np.ndarray, int] | None:
     """Positions of rows within `distance` of a row with another label (same salt).
 
-    Exact: a candidate pair is any two rows in the same or neighbouring grid cells (cell side
-    `distance`) on p principal axes, and every pair within the distance is such a pair. Returns
-    None when the candidates would exceed `max_pairs`.
+    Exact: on p principal axes (a projection never lengthens a distance), 2^p grids of cell
+    side 2 x distance, each shifted by 0 or `distance` per axis, put every pair within the
+    distance into one shared cell of at least one grid. Only cells holding two labels are
+    searched. Returns None when the candidate pairs would exceed `max_pairs`.
     """
     n = len(points)
     if n < 2:
@@ -422,42 +429,41 @@ def near_duplicate_pairs(
     axes = _axes(points, seed)
     rng = np.random.default_rng(seed)
     base_all = rng.integers(1, 2**62, size=8, dtype=np.uint64) | np.uint64(1)
+    projected = points @ axes[: min(6, points.shape[1])].T / distance
     best = None
-    for p in range(1, min(6, points.shape[1]) + 1):
-        cells = np.floor(points @ axes[:p].T / distance).astype(np.int64)
-        codes = _cell_codes(cells, base_all[:p], salt)
-        _, counts = np.unique(codes, return_counts=True)
-        work = len(_offsets(p)) * (n + float((counts.astype(float) ** 2).sum()))
+    for p in range(1, projected.shape[1] + 1):
+        codes = _cell_codes(np.floor(projected[:, :p] / 2).astype(np.int64), base_all[:p], salt)
+        rows, cell = _mixed_runs(codes, labels)
+        sizes = np.bincount(cell) if len(cell) else np.array([0])
+        work = 2**p * (n * 4 + float((sizes.astype(float) ** 2).sum()) / 2)
         if best is None or work < best[0]:
-            best = (work, p, cells, codes)
-    _, p, cells, codes = best
-    order = np.argsort(codes, kind="stable")
-    ordered = codes[order]
+            best = (work, p)
+    p = best[1]
     flagged = np.zeros(n, dtype=bool)
     candidates = 0
     chunk = 2_000_000
-    for offset in _offsets(p):
-        with np.errstate(over="ignore"):
-            delta = (offset.astype(np.int64).astype(np.uint64) * base_all[:p]).sum(dtype=np.uint64)
-            query = codes + delta
-        left = np.searchsorted(ordered, query, side="left")
-        counts = np.searchsorted(ordered, query, side="right") - left
-        candidates += int(counts.sum())
+    for mask in range(2**p):
+        shift = np.array([(mask >> axis) & 1 for axis in range(p)], dtype=float)
+        cells = np.floor((projected[:, :p] + shift) / 2).astype(np.int64)
+        rows, cell = _mixed_runs(_cell_codes(cells, base_all[:p], salt), labels)
+        if not len(rows):
+            continue
+        first = np.r_[0, np.flatnonzero(cell[1:] != cell[:-1]) + 1]
+        run_end = np.repeat(np.r_[first[1:], len(cell)], np.diff(np.r_[first, len(cell)]))
+        later = run_end - np.arange(len(cell)) - 1  # rows after each one in its cell
+        candidates += int(later.sum())
         if candidates > max_pairs:
             return None
+        ends = np.cumsum(later)
         start = 0
-        ends = np.cumsum(counts)
-        while start < n:
+        while start < len(rows):
             stop = int(np.searchsorted(ends, (ends[start - 1] if start else 0) + chunk, "right"))
-            stop = min(max(stop, start + 1), n)
-            c = counts[start:stop]
+            stop = min(max(stop, start + 1), len(rows))
+            c = later[start:stop]
             i = np.repeat(np.arange(start, stop), c)
-            first = np.repeat(left[start:stop], c)
-            within = np.arange(len(i)) - np.repeat(np.cumsum(c) - c, c)
-            j = order[first + within]
+            j = i + 1 + np.arange(len(i)) - np.repeat(np.cumsum(c) - c, c)
+            i, j = rows[i], rows[j]
             keep = labels[i] != labels[j]
-            if not offset.any():
-                keep &= i < j
             i, j = i[keep], j[keep]
             if len(i):
                 gap = points[i] - points[j]
@@ -550,9 +556,7 @@ def out_of_fold_probabilities(
         [
             (
                 "num",
-                make_pipeline(
-                    SimpleImputer(strategy="median", add_indicator=True), StandardScaler()
-                ),
+                make_pipeline(SimpleImputer(strategy="mean", add_indicator=True), StandardScaler()),
                 numeric_names,
             ),
             ("cat", OneHotEncoder(handle_unknown="ignore", max_categories=MAX_LEVELS), categorical),
