@@ -173,7 +173,8 @@ def machine() -> str:
         total = int(meminfo.read_text().split()[1]) / 1024**2
         memory = f", {total:.0f} GB RAM"
     return (
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({model or 'unknown CPU'})"
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores "
+        f"({model or 'unknown CPU'})"
         f"{memory}, Python {platform.python_version()}"
     )
 
@@ -220,14 +221,16 @@ def goals(
         ok = seconds <= budget["validate_seconds"] and rss <= budget["validate_rss_mb"]
         out.append(
             f"- validate on {big:,} rows: {seconds:.1f} s, {rss:.0f} MB peak "
-            f"(goal <= {budget['validate_seconds']} s and <= {budget['validate_rss_mb']} MB): {'met' if ok else 'MISSED'}"
+            f"(goal <= {budget['validate_seconds']} s and <= {budget['validate_rss_mb']} MB): "
+            + ("met" if ok else "MISSED")
         )
     if len(sizes) >= 2:
         for stage in stages:
             ratio = medians[(stage, big)] / max(medians[(stage, sizes[-2])], 1e-9)
             ok = ratio <= budget["max_growth"] * big / sizes[-2] / 10
             out.append(
-                f"- {stage}: t({big:,})/t({sizes[-2]:,}) = {ratio:.1f} (goal <= {budget['max_growth']} per 10x rows): {'met' if ok else 'MISSED'}"
+                f"- {stage}: t({big:,})/t({sizes[-2]:,}) = {ratio:.1f} "
+                f"(goal <= {budget['max_growth']} per 10x rows): " + ("met" if ok else "MISSED")
             )
     total = sum(medians[(s, big)] for s in stages)
     out.append(
@@ -269,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
             results[(stage, rows)] = [run(stage, rows, args.seed + i) for i in range(args.repeat)]
             last = results[(stage, rows)][-1]
             print(
-                f"bench-scale: {stage:<8} {rows:>9,} rows {last['seconds']:7.2f} s {last['peak_rss_mb']:6.0f} MB",
+                f"bench-scale: {stage:<8} {rows:>9,} rows {last['seconds']:7.2f} s "
+                f"{last['peak_rss_mb']:6.0f} MB",
                 flush=True,
             )
     command = "python benchmarks/scale.py " + " ".join(argv if argv is not None else sys.argv[1:])
