@@ -172,10 +172,15 @@ def machine() -> str:
     if meminfo.exists():
         total = int(meminfo.read_text().split()[1]) / 1024**2
         memory = f", {total:.0f} GB RAM"
+    load = (
+        f", 1-minute load average {os.getloadavg()[0]:.1f} at the end"
+        if hasattr(os, "getloadavg")
+        else ""
+    )
     return (
         f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores "
         f"({model or 'unknown CPU'})"
-        f"{memory}, Python {platform.python_version()}"
+        f"{memory}, Python {platform.python_version()}{load}"
     )
 
 

@@ -314,6 +314,10 @@ def _split_kinds(frame: pd.DataFrame, profile: dict[str, Any]) -> tuple[list[str
 
 
 def _row_hash(parts: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash per row; text and mixed columns are hashed as strings."""
+    mixed = [c for c in parts.columns if parts[c].dtype == object]
+    if mixed:
+        parts = parts.assign(**{str(c): as_text(parts[c]) for c in mixed})
     return pd.util.hash_pandas_object(parts, index=False).to_numpy()
 
 
