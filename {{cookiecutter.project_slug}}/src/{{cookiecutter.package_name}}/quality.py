@@ -389,10 +389,10 @@ def conflicting_duplicates(
 def _axes(points: np.ndarray, seed: int) -> np.ndarray:
     """Principal axes (orthonormal) of a sample of the points: the widest spread first."""
     rng = np.random.default_rng(seed)
-    sample = points[rng.choice(len(points), min(len(points), 5_000), replace=False)]
+    sample = points[rng.choice(len(points), min(len(points), 20_000), replace=False)]
     centred = sample - sample.mean(axis=0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    return vt
+    _, vectors = np.linalg.eigh(centred.T @ centred)  # a d x d problem, whatever the rows
+    return vectors[:, ::-1].T
 
 
 def _cell_codes(cells: np.ndarray, base: np.ndarray, salt: np.ndarray) -> np.ndarray:
@@ -402,12 +402,11 @@ def _cell_codes(cells: np.ndarray, base: np.ndarray, salt: np.ndarray) -> np.nda
 
 def _mixed_runs(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows (sorted by cell) of the cells that hold more than one label, and their cell ids."""
-    order = np.lexsort((labels, codes))
+    order = np.argsort(codes)
     ordered, tags = codes[order], labels[order]
-    starts = np.r_[True, ordered[1:] != ordered[:-1]]
-    cell = np.cumsum(starts) - 1
-    changes = np.r_[False, (tags[1:] != tags[:-1]) & ~starts[1:]]
-    mixed = np.bincount(cell, weights=changes, minlength=cell[-1] + 1) > 0
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    mixed = np.minimum.reduceat(tags, starts) != np.maximum.reduceat(tags, starts)
+    cell = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(codes)]))
     keep = mixed[cell]
     return order[keep], cell[keep]
 
@@ -637,6 +636,25 @@ def label_noise(
 
 
 # --- poisoning beyond ranges ------------------------------------------------------------------
+SPIKE_SAMPLE = 50_000  # value counts of splits over twice this start from a sample of it
+
+
+def _frequent_values(
+    keys: pd.Series, sample: np.ndarray | None, settings: dict[str, Any]
+) -> pd.Series:
+    """Counts of the values seen at least twice; on a large split, of every value whose
+    share in the sample rows is at least half of max_value_spike_share (a value above that
+    share is missed with a probability far below 1e-9), counted on every row."""
+    if sample is None:
+        counts = keys.value_counts(dropna=True)
+        return counts[counts >= 2]
+    shares = pd.Series(keys.to_numpy()[sample]).value_counts(normalize=True, dropna=True)
+    candidates = shares.index[shares >= settings["max_value_spike_share"] / 2]
+    values = keys.to_numpy()
+    counts = pd.Series({c: int((values == c).sum()) for c in candidates}, dtype=int)
+    return counts[counts >= 2]
+
+
 def value_spikes(
     frame: pd.DataFrame, profile: dict[str, Any], settings: dict[str, Any], found: Found
 ) -> None:
@@ -644,14 +662,17 @@ def value_spikes(
     dist = profile.get("distributions") or {}
     n = len(frame)
     worst = 0.0
+    sample = None
+    if n > 2 * SPIKE_SAMPLE:
+        rng = np.random.default_rng(int(settings["seed"]))
+        sample = rng.choice(n, SPIKE_SAMPLE, replace=False)
     for name in _features_present(frame, profile):
         ref = dist.get("features", {}).get(name)
         if not ref or n == 0:
             continue
         categorical = ref["kind"] == "categorical"
         keys = as_text(frame[name]) if categorical else pd.Series(numeric(frame[name]))
-        counts = keys.value_counts(dropna=True)
-        counts = counts[counts >= 2]
+        counts = _frequent_values(keys, sample, settings)
         if counts.empty:
             continue
         known = {key: share for key, share in ref["top_values"]}
