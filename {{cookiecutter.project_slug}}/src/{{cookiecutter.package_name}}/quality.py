@@ -14,8 +14,9 @@ categorical features are handled per type; a missing value is a value of its own
   the distance is missed; the grid only decides how much work is done (capped by
   `near_duplicate_max_pairs`: above it the check refuses rather than guess);
 - label noise (classification): confident learning on out-of-fold probabilities of a fast
-  linear model (each fold fitted on at most `label_noise_fit_rows` rows): a row whose given
-  label is below that class's mean self-confidence while another class is above its own;
+  linear model (multinomial logistic regression in numpy, each fold fitted on at most
+  `label_noise_fit_rows` rows): a row whose given label is below that class's mean
+  self-confidence while another class is at or above its own;
 - value-frequency spikes: one exact value far more common than the reference predicts
   (a backdoor trigger set on many rows);
 - rows outside the reference range but inside the schema margin, above a share (margin
@@ -289,9 +290,9 @@ class Found:
 
 def _poisson_tail(count: np.ndarray, expected: np.ndarray) -> np.ndarray:
     """P(X >= count) for X ~ Poisson(expected)."""
-    from scipy.stats import poisson
+    from scipy.special import pdtrc  # P(X > k); scipy.stats would cost seconds to import
 
-    return poisson.sf(np.asarray(count) - 1, np.asarray(expected))
+    return pdtrc(np.asarray(count) - 1, np.asarray(expected))
 
 
 def _features_present(frame: pd.DataFrame, profile: dict[str, Any]) -> list[str]:
@@ -538,45 +539,84 @@ def near_duplicates(
 
 
 # --- label noise ------------------------------------------------------------------------------
+def design_matrix(frame: pd.DataFrame, profile: dict[str, Any]) -> np.ndarray:
+    """Numeric features standardised (a missing value: the mean, plus an indicator column),
+    categoricals one-hot on their most frequent levels (missing is a level of its own).
+    Only feature statistics, never labels, are taken from all rows."""
+    numeric_names, categorical = _split_kinds(frame, profile)
+    blocks = []
+    for name in numeric_names:
+        values = numeric(frame[name])
+        missing = np.isnan(values)
+        if missing.all():
+            continue
+        spread = float(np.nanstd(values)) or 1.0
+        blocks.append(np.where(missing, 0.0, (values - np.nanmean(values)) / spread)[:, None])
+        if missing.any():
+            blocks.append(missing[:, None].astype(float))
+    for name in categorical:
+        codes, uniques = pd.factorize(as_text(frame[name]))
+        top = np.argsort(-np.bincount(codes, minlength=len(uniques)), kind="stable")[:MAX_LEVELS]
+        level = np.full(len(uniques), len(top))
+        level[top] = np.arange(len(top))
+        onehot = np.zeros((len(frame), len(top) + 1))
+        onehot[np.arange(len(frame)), level[codes]] = 1.0
+        blocks.append(onehot)
+    return np.hstack(blocks) if blocks else np.zeros((len(frame), 0))
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    scores = scores - scores.max(axis=1, keepdims=True)
+    exp = np.exp(scores)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def fit_softmax(x: np.ndarray, y: np.ndarray, classes: int, iterations: int = 300) -> np.ndarray:
+    """Multinomial logistic regression (L2 as scikit-learn's default C=1), fitted by
+    accelerated gradient descent: plain numpy, so validate needs no scikit-learn."""
+    n = len(x)
+    x1 = np.hstack([x, np.ones((n, 1))])
+    target = np.eye(classes)[y]
+    penalty = np.ones((x1.shape[1], 1)) / n
+    penalty[-1] = 0.0  # the intercept is not penalised
+    step = 1.0 / (0.5 * float(np.linalg.eigvalsh(x1.T @ x1 / n).max()) + 1.0 / n)
+    weights = np.zeros((x1.shape[1], classes))
+    ahead, momentum = weights.copy(), 1.0
+    for _ in range(iterations):
+        gradient = x1.T @ (_softmax(x1 @ ahead) - target) / n + penalty * ahead
+        following = ahead - step * gradient
+        upcoming = (1.0 + math.sqrt(1.0 + 4.0 * momentum**2)) / 2.0
+        ahead = following + (momentum - 1.0) / upcoming * (following - weights)
+        weights, momentum = following, upcoming
+    return weights
+
+
 def out_of_fold_probabilities(
     frame: pd.DataFrame, target: str, profile: dict[str, Any], settings: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Class probabilities of each row from a linear model that never saw it, and the codes."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    numeric_names, categorical = _split_kinds(frame, profile)
-    data = pd.DataFrame({n: numeric(frame[n]) for n in numeric_names})
-    for name in categorical:
-        data[name] = as_text(frame[name]).to_numpy()
+    """Class probabilities of each row from a linear model that never saw it, and the codes.
+    Folds are stratified; each fold's model is fitted on at most label_noise_fit_rows rows."""
+    x = design_matrix(frame, profile)
     codes, _ = pd.factorize(as_text(frame[target]), sort=True)
     classes = int(codes.max()) + 1
-    prep = ColumnTransformer(
-        [
-            (
-                "num",
-                make_pipeline(SimpleImputer(strategy="mean", add_indicator=True), StandardScaler()),
-                numeric_names,
-            ),
-            ("cat", OneHotEncoder(handle_unknown="ignore", max_categories=MAX_LEVELS), categorical),
-        ]
-    )
-    probabilities = np.zeros((len(frame), classes))
     smallest = int(np.bincount(codes).min())
     folds = max(2, min(int(settings["label_noise_folds"]), smallest))
     rng = np.random.default_rng(int(settings["seed"]))
-    split = StratifiedKFold(folds, shuffle=True, random_state=int(settings["seed"]))
-    for fit_rows, held in split.split(data, codes):
-        limit = int(settings["label_noise_fit_rows"])
+    fold = np.empty(len(codes), dtype=np.int64)
+    for k in range(classes):
+        members = rng.permutation(np.flatnonzero(codes == k))
+        fold[members] = np.arange(len(members)) % folds
+    probabilities = np.zeros((len(frame), classes))
+    limit = int(settings["label_noise_fit_rows"])
+    for f in range(folds):
+        fit_rows, held = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
         if len(fit_rows) > limit:
-            fit_rows = rng.choice(fit_rows, limit, replace=False)
-        model = make_pipeline(prep, LogisticRegression(max_iter=300))
-        model.fit(data.iloc[fit_rows], codes[fit_rows])
-        probabilities[np.ix_(held, model[-1].classes_)] = model.predict_proba(data.iloc[held])
+            fit_rows = np.sort(rng.choice(fit_rows, limit, replace=False))
+        present = np.unique(codes[fit_rows])
+        local = np.searchsorted(present, codes[fit_rows])
+        weights = fit_softmax(x[fit_rows], local, len(present))
+        scores = np.hstack([x[held], np.ones((len(held), 1))]) @ weights
+        probabilities[np.ix_(held, present)] = _softmax(scores)
     return probabilities, codes
 
 
@@ -758,7 +798,7 @@ def distribution_shift(
     found: Found,
 ) -> None:
     """PSI per feature on the reference bins, and label shares within each bin."""
-    from scipy.stats import chi2, norm
+    from scipy.special import chdtri, ndtri
 
     dist = profile.get("distributions") or {}
     spec = dist.get("target")
@@ -769,7 +809,7 @@ def distribution_shift(
     weight = n * reference_rows / (n + reference_rows)  # effective size of the two samples
     codes = _target_codes(frame[target], spec) if target in frame.columns else None
     width = len(spec["classes"]) if spec["task"] != "regression" else len(spec["edges"]) + 1
-    z_limit = float(norm.isf(settings["shift_p"]))
+    z_limit = float(-ndtri(settings["shift_p"]))
     psis, worst_shift = {}, 0.0
     for name in _features_present(frame, profile):
         ref = dist.get("features", {}).get(name)
@@ -780,7 +820,7 @@ def distribution_shift(
         counts = np.bincount(bins, minlength=size)[:size].astype(float)
         psi = _psi(counts, np.asarray(ref["shares"], dtype=float))
         psis[name] = round(psi, 6)
-        limit = chi2.isf(settings["shift_p"], max(size - 1, 1)) / weight
+        limit = chdtri(max(size - 1, 1), settings["shift_p"]) / weight
         if psi > settings["max_psi"] and psi > limit:
             found.problems.append(
                 f"{name}: distribution moved from the reference (PSI {psi:.3f}, limit "
@@ -825,7 +865,7 @@ def distribution_shift(
         counts = np.bincount(codes[codes >= 0], minlength=width)[:width].astype(float)
         psi = _psi(counts, np.asarray(spec["shares"], dtype=float))
         psis[target] = round(psi, 6)
-        limit = chi2.isf(settings["shift_p"], max(width - 1, 1)) / weight
+        limit = chdtri(max(width - 1, 1), settings["shift_p"]) / weight
         if psi > settings["max_psi"] and psi > limit:
             found.problems.append(
                 f"{target}: the target's quartile shares moved from the reference (PSI "
