@@ -14,7 +14,7 @@ categorical features are handled per type; a missing value is a value of its own
   the distance is missed; the grid only decides how much work is done (capped by
   `near_duplicate_max_pairs`: above it the check refuses rather than guess);
 - label noise (classification): confident learning on out-of-fold probabilities of a fast
-  linear model (multinomial logistic regression in numpy, each fold fitted on at most
+  linear model (multinomial logistic regression, L-BFGS, each fold fitted on at most
   `label_noise_fit_rows` rows): a row whose given label is below that class's mean
   self-confidence while another class is at or above its own;
 - value-frequency spikes: one exact value far more common than the reference predicts
@@ -571,24 +571,32 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def fit_softmax(x: np.ndarray, y: np.ndarray, classes: int, iterations: int = 300) -> np.ndarray:
-    """Multinomial logistic regression (L2 as scikit-learn's default C=1), fitted by
-    accelerated gradient descent: plain numpy, so validate needs no scikit-learn."""
+def fit_softmax(x: np.ndarray, y: np.ndarray, classes: int, iterations: int = 200) -> np.ndarray:
+    """Multinomial logistic regression with scikit-learn's default L2 penalty (C=1), fitted
+    with L-BFGS as scikit-learn does, in plain numpy and scipy: validate needs no
+    scikit-learn."""
+    from scipy.optimize import minimize
+
     n = len(x)
     x1 = np.hstack([x, np.ones((n, 1))])
     target = np.eye(classes)[y]
-    penalty = np.ones((x1.shape[1], 1)) / n
+    penalty = np.ones((x1.shape[1], 1))
     penalty[-1] = 0.0  # the intercept is not penalised
-    step = 1.0 / (0.5 * float(np.linalg.eigvalsh(x1.T @ x1 / n).max()) + 1.0 / n)
-    weights = np.zeros((x1.shape[1], classes))
-    ahead, momentum = weights.copy(), 1.0
-    for _ in range(iterations):
-        gradient = x1.T @ (_softmax(x1 @ ahead) - target) / n + penalty * ahead
-        following = ahead - step * gradient
-        upcoming = (1.0 + math.sqrt(1.0 + 4.0 * momentum**2)) / 2.0
-        ahead = following + (momentum - 1.0) / upcoming * (following - weights)
-        weights, momentum = following, upcoming
-    return weights
+
+    def loss(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        weights = flat.reshape(x1.shape[1], classes)
+        scores = x1 @ weights
+        scores -= scores.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(scores).sum(axis=1, keepdims=True))
+        value = -float((target * (scores - log_norm)).sum()) + 0.5 * float(
+            (penalty * weights**2).sum()
+        )
+        gradient = x1.T @ (np.exp(scores - log_norm) - target) + penalty * weights
+        return value, gradient.ravel()
+
+    start = np.zeros(x1.shape[1] * classes)
+    done = minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": iterations})
+    return done.x.reshape(x1.shape[1], classes)
 
 
 def out_of_fold_probabilities(
