@@ -785,7 +785,7 @@ def outside_reference(
                 frame.index,
                 where,
                 name,
-                "outside the reference range (inside the margin), above the allowed share",
+                "outside the reference range (within the margin or not), above the allowed share",
                 values[where],
             )
     found.metrics["max_outside_range_share"] = round(worst, 6)
