@@ -794,7 +794,10 @@ def outside_reference(
         if bounds is None or not len(frame):
             continue
         values = numeric(frame[name])
-        outside = (values < bounds[0]) | (values > bounds[1])
+        # The profile keeps 6 significant digits: the reference's own extremes may lie that
+        # little outside the recorded range.
+        slack = 1e-5 * max(abs(bounds[0]), abs(bounds[1])) + 1e-12
+        outside = (values < bounds[0] - slack) | (values > bounds[1] + slack)
         count = int(outside.sum())
         worst = max(worst, count / len(frame))
         if count >= settings["outside_range_min_rows"] and (
