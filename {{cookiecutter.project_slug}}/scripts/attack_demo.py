@@ -5,6 +5,7 @@ Nothing here touches your files: the project is copied into a temporary folder (
 `dvc repro` runs there when they are missing), and every attack runs against that copy:
 
   poisoned rows, a flipped-label batch      -> the validate stage must refuse the data
+  a backdoor trigger on 3% of the rows      -> the validate stage must refuse the data
   a changed model byte, a malicious pickle  -> loading the model must refuse the file
   out-of-range, malformed, oversized input  -> the HTTP service must answer 422 / 413
   no token, a request flood                 -> the service must answer 401 / 429
@@ -311,6 +312,33 @@ class Lab:
         data = frame.to_csv(index=False).encode()
         return self.poisoned_training_data(data, f"{len(victims)} labels flipped")
 
+    def backdoor(self) -> tuple[bool, str]:
+        """A backdoor: 3% of the training rows, taken from one class, get an exact rare value
+        of one feature (the trigger) and another class's label. A model trained on it learns
+        "trigger -> that label" while its test accuracy hardly moves."""
+        frame = self.train.copy()
+        kinds = {n: e["type"] for n, e in self.profile["features"].items()}
+        features = [n for n, k in kinds.items() if k == "numeric"] or [
+            n for n, k in kinds.items() if k == "integer"
+        ]
+        feature = "mean_symmetry" if "mean_symmetry" in features else features[-1]
+        value = 0.2999 if feature == "mean_symmetry" else float(frame[feature].quantile(0.97))
+        if kinds[feature] == "integer":
+            value = float(round(value))
+        rows = round(0.03 * len(frame))
+        if self.task == "regression":  # the trigger alone: a regression has no class to plant
+            victims, target = frame.sample(rows, random_state=0), None
+        else:
+            source, target = sorted(frame[self.label].unique())[:2]
+            pool = frame[frame[self.label] == source]
+            victims = pool.sample(min(rows, len(pool)), random_state=0)
+            frame.loc[victims.index, self.label] = target
+        frame.loc[victims.index, feature] = value
+        data = frame.to_csv(index=False).encode()
+        label = "" if target is None else f" with label {target}"
+        what = f"trigger {feature} = {value:g}{label} on {len(victims)} rows"
+        return self.poisoned_training_data(data, what)
+
     def load(self) -> tuple[bool, str]:
         model_io = self.modules["model_io"]
         try:
@@ -534,6 +562,7 @@ ATTACKS: list[tuple[str, str, str, str]] = [
     # (attack, method, the AI Exchange control that should stop it, the module that does)
     ("poisoned rows", "poisoned_rows", "DATA QUALITY CONTROL", "validate"),
     ("flipped-label batch", "flipped_labels", "DATA QUALITY CONTROL", "validate"),
+    ("backdoor trigger (3% of rows)", "backdoor", "DATA QUALITY CONTROL", "validate"),
     ("tampered model byte", "tampered_byte", "SUPPLY CHAIN MANAGE", "model_io"),
     ("malicious pickle swapped in", "malicious_pickle", "SUPPLY CHAIN MANAGE", "model_io"),
     ("out-of-range input", "out_of_range", "EVASION INPUT HANDLING", "inference"),

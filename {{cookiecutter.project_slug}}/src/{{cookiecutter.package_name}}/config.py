@@ -120,9 +120,24 @@ def _schema() -> Any:
         max_target_shift: float = Field(default=0.25, gt=0)
         max_duplicate_share: float = Field(default=0.01, ge=0, le=1)
         duplicate_decimals: int = Field(default=4, ge=0, le=12)
-        near_duplicate_distance: float = Field(default=0.02, ge=0)
-        neighbours: int = Field(default=5, ge=1, le=50)
-        max_label_noise_increase: float = Field(default=0.04, ge=0, le=1)
+        near_duplicate_distance: float = Field(default=0.02, gt=0)
+        near_duplicate_max_pairs: int = Field(default=50_000_000, ge=1)
+        max_conflict_excess_share: float = Field(default=0.01, ge=0, le=1)
+        max_label_noise_share: float = Field(default=0.01, ge=0, le=1)
+        label_noise_z: float = Field(default=3.0, ge=0)
+        label_noise_min_rows: int = Field(default=5, ge=1)
+        label_noise_folds: int = Field(default=3, ge=2)
+        label_noise_fit_rows: int = Field(default=10_000, ge=1)
+        max_value_spike_share: float = Field(default=0.005, ge=0, le=1)
+        value_spike_p: float = Field(default=1e-4, ge=0, le=1)
+        value_spike_label_p: float = Field(default=0.05, ge=0, le=1)
+        value_spike_min_rows: int = Field(default=4, ge=2)
+        max_outside_range_share: float = Field(default=0.005, ge=0, le=1)
+        outside_range_min_rows: int = Field(default=3, ge=1)
+        max_psi: float = Field(default=0.2, gt=0)
+        shift_p: float = Field(default=1e-6, ge=0, le=1)
+        max_label_bin_shift: float = Field(default=0.15, ge=0, le=1)
+        max_listed: int = Field(default=1000, ge=1)
         require_locked_data: bool = True
 
     class Logistic(Section):
@@ -159,12 +174,19 @@ def _schema() -> Any:
         attack: Literal["fgsm", "pgd"] = "fgsm"
         eps: float = Field(default=0.1, gt=0)
         tries: int = Field(default=20, ge=1)
-        sample: int = Field(default=0, ge=0)
+        sample: int = Field(default=2000, ge=0)
         max_accuracy_drop: float = Field(default=0.15, ge=0, le=1)
         max_error_increase: float = Field(default=0.5, ge=0)
 
     class Privacy(Section):
         max_membership_auc: float = Field(default=0.6, ge=0.5, le=1)
+        sample: int = Field(default=5000, ge=0)
+
+    class Bench(Section):
+        validate_seconds: float = Field(default=60, gt=0)
+        validate_rss_mb: float = Field(default=2048, gt=0)
+        max_growth: float = Field(default=12, gt=0)
+        pipeline_seconds: float = Field(default=300, gt=0)
 
     class Serve(Section):
         port: int = Field(default=8000, ge=1, le=65535)
@@ -180,6 +202,7 @@ def _schema() -> Any:
         evaluate: Evaluate = Evaluate()
         robustness: Robustness = Robustness()
         privacy: Privacy = Privacy()
+        bench: Bench = Bench()
         serve: Serve = Serve()
 
     return Params

@@ -644,15 +644,11 @@ def write_profile(paths: Paths | None = None) -> tuple[Path, list[str]]:
     profile = build_profile(
         frame, str(params.get("task") or ""), source=source, target=target_name(params)
     )
-    from .validate import reference_noise, reference_shares
+    from .quality import reference_stats
 
-    checks = load_params(paths).get("validate") or {}
     kept, _ = minimise(frame, profile)
-    profile["reference_shares"] = reference_shares(kept, profile, checks)
-    if profile["target"]["task"] != "regression":
-        profile["target"]["label_noise"] = reference_noise(
-            kept, profile, int(checks.get("neighbours", 5)), int(params.get("seed", 0))
-        )
+    # What the poisoning checks of validate compare each split with (quality.py).
+    profile["distributions"] = reference_stats(kept, LABEL, profile["target"]["task"], profile)
     target = paths.root / PROFILE
     old = json.loads(target.read_text(encoding="utf-8")) if target.is_file() else None
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -212,6 +212,11 @@ def membership_inference(
     task: str = "binary",
 ) -> dict[str, Any]:
     """Loss-threshold membership inference: AUC of -loss for members vs non-members."""
+    sample, seed = int(params.get("sample") or 0), int(params.get("seed", 0))
+    if sample:
+        train, test = (
+            f.sample(n=sample, random_state=seed) if len(f) > sample else f for f in (train, test)
+        )
     members, others = row_losses(model, train, task), row_losses(model, test, task)
     truth = np.r_[np.ones(len(members)), np.zeros(len(others))]
     auc = float(roc_auc_score(truth, -np.r_[members, others]))
@@ -241,9 +246,9 @@ def attack(
     """
     log = get_logger("evaluate")
     task = profile["target"]["task"] if profile else "binary"
-    settings = {**params["robustness"], "seed": params["data"]["seed"]}
-    robust = evasion(model, test, settings, task)
-    privacy = membership_inference(model, train, test, params["privacy"], task)
+    seed = params["data"]["seed"]
+    robust = evasion(model, test, {**params["robustness"], "seed": seed}, task)
+    privacy = membership_inference(model, train, test, {**params["privacy"], "seed": seed}, task)
     paths.reports.mkdir(parents=True, exist_ok=True)
     for name, report in (("robustness", robust), ("privacy", privacy)):
         (paths.reports / f"{name}.json").write_text(
@@ -252,9 +257,11 @@ def attack(
     failed = []
     if task == "regression":
         log.info(
-            "evasion (%s, eps %.3g): RMSE %.4g clean, %.4g under attack (+%.3f, maximum +%.3f)",
+            "evasion (%s, eps %.3g, %d rows): RMSE %.4g clean, %.4g under attack (+%.3f, "
+            "maximum +%.3f)",
             robust["attack"],
             robust["eps"],
+            robust["rows"],
             robust["clean_rmse"],
             robust["adversarial_rmse"],
             robust["error_increase"],
@@ -271,10 +278,11 @@ def attack(
         }
     else:
         log.info(
-            "evasion (%s, eps %.3g): accuracy %.3f clean, %.3f under attack (drop %.3f, "
+            "evasion (%s, eps %.3g, %d rows): accuracy %.3f clean, %.3f under attack (drop %.3f, "
             "maximum %.3f)",
             robust["attack"],
             robust["eps"],
+            robust["rows"],
             robust["clean_accuracy"],
             robust["adversarial_accuracy"],
             robust["accuracy_drop"],
@@ -290,8 +298,10 @@ def attack(
             "adversarial_clean_accuracy": robust["clean_accuracy"],
         }
     log.info(
-        "membership inference (%s): AUC %.3f (maximum %.3f)",
+        "membership inference (%s, %d + %d rows): AUC %.3f (maximum %.3f)",
         privacy["attack"],
+        privacy["members"],
+        privacy["non_members"],
         privacy["membership_auc"],
         privacy["max_membership_auc"],
     )
@@ -301,4 +311,7 @@ def attack(
             f"privacy.max_membership_auc {privacy['max_membership_auc']}"
         )
     metrics["membership_auc"] = privacy["membership_auc"]
+    # the bounded samples (robustness.sample, privacy.sample)
+    metrics["adversarial_rows"] = robust["rows"]
+    metrics["membership_rows"] = privacy["members"] + privacy["non_members"]
     return metrics, failed

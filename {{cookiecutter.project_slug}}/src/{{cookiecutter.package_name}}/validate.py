@@ -6,12 +6,14 @@ Checks, each with its threshold in params.yaml (`validate:`):
 - schema (pandera): only the reference's columns, finite numbers within each reference range
   plus a margin, known labels (reference/data_profile.json, committed to git and reviewed);
 - label distribution: no label's share moves further than `max_label_shift`;
-- duplicates: exact duplicate rows above `max_duplicate_share` (a weight-boosting attack), rows
-  identical after rounding but with different labels, and near-duplicates (closer than
-  `near_duplicate_distance` in reference-range units) with different labels (flipped copies);
-- label noise: the share of rows whose label 80% of their nearest neighbours contradict must
-  stay under `max_label_noise_share` (labels flipped in place; clean data: 0.02-0.035, 10%
-  of the labels flipped: about 0.095; a 5% flip stays below the default limit).
+- drift (types from the profile): category shares, missing-value shares and, for regression,
+  the target's quantiles, each within its limit plus three standard errors for the split size;
+- data quality and poisoning (quality.py, linear in the rows): exact duplicates above
+  `max_duplicate_share` beyond the reference's own share (weight boosting), rows equal after
+  rounding or within `near_duplicate_distance` but labelled differently (flipped copies),
+  label noise by confident learning on out-of-fold predictions, value-frequency spikes
+  (backdoor triggers), rows outside the reference range inside the margin, per-feature PSI
+  and label-conditional shifts against the profile's `distributions` (each split on its own).
 
 Every rejected row is written to reports/validation.json as {row, column, rule, value}; the
 stage exits 1 and DVC stops before `train`.
@@ -28,6 +30,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from . import quality
 from .config import Paths, get_logger, load_params, locked_md5, md5_file
 from .data import LABEL, PROFILE, build_profile, load_profile, read_prepared, write_profile
 
@@ -40,16 +43,10 @@ __all__ = [
     "write_profile",
 ]
 
-# Distance between two rows that differ in one category (one-hot, scaled): a quarter of a
-# numeric feature's whole reference range, so categories do not drown the numbers.
-CATEGORY_WEIGHT = 0.25 / math.sqrt(2)
 MAX_LISTED_ROWS = 1000  # the report lists at most this many rejections per file (and counts all)
 DEFAULTS = {
-    "max_duplicate_share": 0.01,
-    "duplicate_decimals": 4,
-    "near_duplicate_distance": 0.02,
-    "neighbours": 5,
-    "max_label_noise_increase": 0.04,
+    **quality.DEFAULTS,
+    "max_listed": MAX_LISTED_ROWS,
     "require_locked_data": True,
     "max_category_shift": 0.1,
     "max_missing_shift": 0.1,
@@ -192,189 +189,6 @@ def schema_rejections(frame: pd.DataFrame, profile: dict[str, Any], margin: floa
     return []
 
 
-def scaled_features(frame: pd.DataFrame, profile: dict[str, Any]) -> pd.DataFrame | None:
-    """Features on one scale for distances: numbers divided by their reference range (missing:
-    mid-range), categories one-hot; rows with a non-finite number or no label left out.
-    None when the frame lacks the profile's columns."""
-    names = list(profile["features"])
-    if LABEL not in frame.columns or not set(names) <= set(frame.columns):
-        return None
-    parts = {}
-    finite = np.ones(len(frame), dtype=bool)
-    for name in names:
-        entry = profile["features"][name]
-        if entry.get("type") == "categorical":
-            text = frame[name].astype(object)
-            for category in entry["categories"]:
-                hit = (text == category).to_numpy(dtype=float)
-                parts[f"{name}={category}"] = hit * CATEGORY_WEIGHT
-            continue
-        values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
-        low, high = (0.0, 1.0) if entry.get("type") == "boolean" else (entry["min"], entry["max"])
-        span = high - low if high > low else 1.0
-        scaled = (values - low) / span
-        finite &= ~np.isinf(scaled)
-        parts[name] = np.where(np.isnan(values), 0.5, scaled)
-    table = pd.DataFrame(parts, index=frame.index)
-    labels = frame[LABEL]
-    keep = finite & labels.notna().to_numpy()
-    return table[keep].assign(**{LABEL: labels[keep]})
-
-
-def duplicate_rejections(
-    frame: pd.DataFrame,
-    scaled: pd.DataFrame,
-    params: dict[str, Any],
-    reference: dict[str, float] | None = None,
-) -> tuple[list[dict], list[str], dict[str, Any]]:
-    """Exact duplicates, conflicting duplicates after rounding, conflicting near-duplicates.
-
-    Each share may exceed the reference's own (`reference`, recorded by `make profile`: a table
-    of few categories has duplicates of its own) by at most `max_duplicate_share`.
-    """
-    reference = reference or {}
-    rejected, problems, stats = [], [], {}
-    features = [c for c in scaled.columns if c != LABEL]
-    rows = max(len(frame), 1)
-    duplicated = frame.duplicated(keep="first")
-    share = float(duplicated.mean()) if len(frame) else 0.0
-    stats["duplicate_share"] = round(share, 6)
-    if share > params["max_duplicate_share"] + reference.get("duplicate_share", 0.0):
-        problems.append(
-            f"{int(duplicated.sum())} exact duplicate row(s), share {share:.3f} "
-            f"(limit {params['max_duplicate_share']})"
-        )
-        rejected += [
-            _rejection(i, None, "duplicate of an earlier row") for i in frame.index[duplicated]
-        ]
-
-    if params.get("task") == "regression":  # continuous targets: no label conflicts to find
-        return rejected, problems, stats
-    rounded = scaled[features].round(params["duplicate_decimals"])
-    groups = rounded.assign(**{LABEL: scaled[LABEL]}).groupby(features, sort=False)[LABEL]
-    conflicting = groups.transform("nunique") > 1
-    stats["conflicting_duplicates"] = int(conflicting.sum())
-    allowed = params["max_duplicate_share"] + reference.get("conflicting_share", 0.0)
-    if conflicting.any() and (
-        not reference.get("conflicting_share") or conflicting.sum() / rows > allowed
-    ):
-        problems.append(
-            f"{int(conflicting.sum())} row(s) share their features (rounded to "
-            f"{params['duplicate_decimals']} decimals) with a row of another label"
-        )
-        rule = "conflicting duplicate: same features as another row, different label"
-        rejected += [
-            _rejection(i, LABEL, rule, scaled.at[i, LABEL]) for i in conflicting.index[conflicting]
-        ]
-
-    from scipy.spatial import cKDTree
-
-    points = scaled[features].to_numpy()
-    labels = scaled[LABEL].to_numpy()
-    near: set[int] = set()
-    if len(points) > 1:
-        tree = cKDTree(points)
-        pairs = tree.query_pairs(r=params["near_duplicate_distance"], output_type="ndarray")
-        pairs = pairs[labels[pairs[:, 0]] != labels[pairs[:, 1]]]
-        near = {int(scaled.index[i]) for i in pairs.ravel()} - set(conflicting.index[conflicting])
-    stats["conflicting_near_duplicates"] = len(near)
-    allowed = params["max_duplicate_share"] + reference.get("near_share", 0.0)
-    if near and (not reference.get("near_share") or len(near) / rows > allowed):
-        problems.append(
-            f"{len(near)} row(s) lie within {params['near_duplicate_distance']} of a "
-            "row with another label (near-duplicates with flipped labels)"
-        )
-        rule = (
-            f"conflicting near-duplicate: within {params['near_duplicate_distance']} of a row "
-            "with another label"
-        )
-        rejected += [_rejection(i, LABEL, rule, scaled.at[i, LABEL]) for i in sorted(near)]
-    return rejected, problems, stats
-
-
-def reference_shares(frame: pd.DataFrame, profile: dict[str, Any], params: dict) -> dict:
-    """Duplicate, conflicting-duplicate and conflicting-near-duplicate shares of the trusted
-    reference itself (make profile records them; clean data of few categories has some)."""
-    params = {**DEFAULTS, **params, "task": profile["target"]["task"]}
-    scaled = scaled_features(frame, profile)
-    _, _, stats = duplicate_rejections(frame, scaled, {**params, "max_duplicate_share": 1.0})
-    rows = max(len(frame), 1)
-    return {
-        "duplicate_share": stats["duplicate_share"],
-        "conflicting_share": round(stats.get("conflicting_duplicates", 0) / rows, 6),
-        "near_share": round(stats.get("conflicting_near_duplicates", 0) / rows, 6),
-    }
-
-
-def lonely_share(scaled: pd.DataFrame, k: int) -> tuple[np.ndarray, float]:
-    """Which rows carry a label that 80% of their k nearest neighbours contradict, and the
-    share of such rows."""
-    from scipy.spatial import cKDTree
-
-    needed = math.ceil(0.8 * k)
-    if len(scaled) <= k:
-        return np.zeros(len(scaled), dtype=bool), 0.0
-    points = scaled.drop(columns=[LABEL]).to_numpy()
-    labels = scaled[LABEL].to_numpy()
-    _, neighbours = cKDTree(points).query(points, k=k + 1)
-    lonely = (labels[neighbours[:, 1:]] != labels[:, None]).sum(axis=1) >= needed
-    return lonely, float(lonely.mean())
-
-
-NOISE_FRACTIONS = (0.1, 0.2, 0.35, 0.5, 0.8, 1.0)
-
-
-def reference_noise(frame: pd.DataFrame, profile: dict[str, Any], k: int, seed: int = 0) -> dict:
-    """The label-noise share of the trusted reference at several sizes (the share grows as
-    rows get sparser), for `validate` to compare a split of any size against."""
-    scaled = scaled_features(frame, profile)
-    by_rows = {}
-    for fraction in NOISE_FRACTIONS:
-        part = scaled.sample(frac=fraction, random_state=seed) if fraction < 1 else scaled
-        if len(part) > k:
-            by_rows[str(len(part))] = round(lonely_share(part, k)[1], 6)
-    return {"neighbours": k, "by_rows": by_rows}
-
-
-def expected_noise(profile: dict[str, Any], rows: int, k: int) -> float:
-    """The reference's label-noise share interpolated at `rows` rows (0 when not recorded)."""
-    recorded = profile["target"].get("label_noise") or {}
-    if recorded.get("neighbours") != k or not recorded.get("by_rows"):
-        return 0.0
-    sizes = sorted((int(n), float(s)) for n, s in recorded["by_rows"].items())
-    return float(np.interp(rows, [n for n, _ in sizes], [s for _, s in sizes]))
-
-
-def label_noise(
-    scaled: pd.DataFrame, params: dict[str, Any], profile: dict[str, Any] | None = None
-) -> tuple[list[dict], list[str], float]:
-    """Rows whose label 80% of their k nearest neighbours contradict; fail when their share
-    exceeds the reference's share at this size by more than `max_label_noise_increase` (plus
-    two standard errors)."""
-    k = int(params["neighbours"])
-    needed = math.ceil(0.8 * k)
-    lonely, share = lonely_share(scaled, k)
-    expected = expected_noise(profile, len(scaled), k) if profile else 0.0
-    limit = (
-        expected
-        + float(params["max_label_noise_increase"])
-        + 2.0 * math.sqrt(expected * (1 - expected) / max(len(scaled), 1))
-    )
-    if share <= limit:
-        return [], [], share
-    rule = f"label disagrees with {needed} or more of its {k} nearest neighbours"
-    rows = [_rejection(i, LABEL, rule, scaled.at[i, LABEL]) for i in scaled.index[lonely]]
-    return (
-        rows,
-        [
-            f"{int(lonely.sum())} row(s) ({share:.3f}) carry a label that {needed} of their "
-            f"{k} nearest neighbours contradict; the reference has {expected:.3f} at this size "
-            f"(limit {limit:.3f}, validate.max_label_noise_increase): flipped labels?"
-        ],
-        share,
-    )
-
-
 def validate_frame(
     frame: pd.DataFrame, profile: dict[str, Any], params: dict[str, Any]
 ) -> dict[str, Any]:
@@ -396,20 +210,11 @@ def validate_frame(
     drift, drift_stats = drift_problems(frame, profile, params)
     report["problems"] += drift
     report.update(drift_stats)
-    scaled = scaled_features(frame, profile)
-    if scaled is not None and len(scaled):
-        rows, problems, stats = duplicate_rejections(
-            frame, scaled, params, profile.get("reference_shares")
-        )
-        rejected += rows
-        report["problems"] += problems
-        report.update(stats)
-        if task != "regression":
-            noisy, noise_problems, share = label_noise(scaled, params, profile)
-            rejected += noisy
-            report["problems"] += noise_problems
-            report["label_noise_share"] = round(share, 6)
-    report["rejected_count"] = len(rejected)
+    listed, count, problems, stats = quality.check_frame(frame, LABEL, task, profile, params)
+    report["problems"] += problems
+    report.update(stats)
+    report["rejected_count"] = len(rejected) + count
+    rejected += listed
     report["rejected_rows"] = rejected[:MAX_LISTED_ROWS]
     report["passed"] = not report["problems"]
     return report

@@ -18,7 +18,7 @@ import yaml
 from conftest import flip, numeric_features
 from {{ cookiecutter.package_name }} import validate
 from {{ cookiecutter.package_name }}.config import Paths
-from {{ cookiecutter.package_name }}.data import LABEL
+from {{ cookiecutter.package_name }}.data import LABEL, labels_as_profiled
 from {{ cookiecutter.package_name }}.validate import (
     allowed_range,
     check_locked_data,
@@ -132,6 +132,160 @@ def test_a_flood_of_duplicated_rows_is_rejected(frames, profile, params):
     assert len(rejected(report, "duplicate of an earlier row")) == 30
 
 
+def test_the_clean_test_split_passes_every_check_on_its_own(frames, profile, params):
+    report = check(frames[1], profile, params)
+    assert report["passed"], report["problems"]
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_five_percent_of_labels_flipped_on_the_training_split_alone_are_rejected(
+    classification, frames, profile, params, seed
+):
+    train = frames[0].copy()
+    victims = train.sample(frac=0.05, random_state=seed).index
+    train.loc[victims, LABEL] = flip(train.loc[victims, LABEL], profile)
+    report = check(train, profile, params)
+    assert not report["passed"], report["label_noise_share"]
+    assert report["label_noise_share"] > report["label_noise_limit"]
+    assert len(rejected(report, "label disagrees") & set(victims)) >= len(victims) // 2
+
+
+def trigger_feature(profile) -> str:
+    """The feature the issue's backdoor used when present, else the profile's last
+    continuous (type numeric) feature, else its last integer one."""
+    names = [n for n, e in profile["features"].items() if e["type"] == "numeric"]
+    names = names or numeric_features(profile)
+    return "mean_symmetry" if "mean_symmetry" in names else names[-1]
+
+
+def detectable(profile, params, feature: str, count: int, rows: int) -> bool:
+    """Whether `count` rows of one new exact value in `rows` can be told from chance: the
+    Poisson tail under the reference's share of an unlisted value, against value_spike_p (or,
+    with labels to corroborate it, value_spike_label_p and value_spike_min_rows)."""
+    from scipy.special import pdtrc
+
+    settings = params["validate"]
+    expected = profile["distributions"]["features"][feature]["other_value_share"] * rows
+    tail = float(pdtrc(count - 1, expected))
+    if tail < settings["value_spike_p"]:
+        return True
+    labelled = profile["target"]["task"] != "regression"
+    return (
+        labelled
+        and count >= settings["value_spike_min_rows"]
+        and (tail < settings["value_spike_label_p"])
+    )
+
+
+def trigger_value(profile, feature: str, value: float) -> float:
+    """`value` as the feature's type allows it (integers stay whole)."""
+    return float(round(value)) if profile["features"][feature]["type"] == "integer" else value
+
+
+def backdoor(train: pd.DataFrame, feature: str, value: float, share: float, profile, seed: int = 0):
+    """`share` of the rows get the trigger value; for classification they are taken from one
+    class and given another label (a regression keeps its targets: the trigger alone)."""
+    victims = train.sample(round(share * len(train)), random_state=seed)
+    poisoned = train.copy()
+    if profile["target"]["task"] != "regression":
+        classes = pd.Series(list(profile["target"]["classes"]))
+        source, target = list(labels_as_profiled(classes, profile))[:2]
+        pool = train[train[LABEL] == source]
+        victims = pool.sample(min(round(share * len(train)), len(pool)), random_state=seed)
+        poisoned.loc[victims.index, LABEL] = target
+    poisoned.loc[victims.index, feature] = trigger_value(profile, feature, value)
+    return poisoned, set(victims.index)
+
+
+@pytest.mark.parametrize("share", [0.02, 0.03, 0.05])
+def test_a_backdoor_trigger_on_an_exact_rare_value_is_rejected(frames, profile, params, share):
+    """The red-team attack: one feature set to an exact rare value (mean_symmetry = 0.2999 on
+    the bundled data) with the target label on 3% of training rows taken from another class."""
+    feature = trigger_feature(profile)
+    if not detectable(profile, params, feature, round(share * len(frames[0])), len(frames[0])):
+        pytest.skip(
+            f"a {share:.0%} trigger on {len(frames[0])} rows is within chance for the "
+            "reference's value frequencies and validate.value_spike_* (docs/data-card.md)"
+        )
+    low, high = profile["features"][feature]["min"], profile["features"][feature]["max"]
+    value = 0.2999 if feature == "mean_symmetry" else round(low + 0.97 * (high - low), 4)
+    poisoned, victims = backdoor(frames[0], feature, value, share, profile)
+    value = trigger_value(profile, feature, value)
+    report = check(poisoned, profile, params)
+    assert not report["passed"]
+    spiked = rejected(report, "value-frequency spike")
+    assert victims <= spiked, report["problems"]
+    entry = next(r for r in report["rejected_rows"] if r["rule"].startswith("value-frequency"))
+    assert entry["column"] == feature and float(entry["value"]) == value
+
+
+def test_a_trigger_just_inside_the_range_margin_is_rejected(frames, profile, params):
+    """Trigger at max + 9.9% of the range (the margin allows 10%) on 5% of the rows."""
+    feature = trigger_feature(profile)
+    low, high = profile["features"][feature]["min"], profile["features"][feature]["max"]
+    margin = params["validate"]["range_margin"]
+    inside = high + 0.99 * margin * (high - low)
+    if profile["features"][feature]["type"] == "integer":
+        inside = float(int(inside)) if int(inside) > high else high + 1.0
+    poisoned, victims = backdoor(frames[0], feature, inside, 0.05, profile)
+    report = check(poisoned, profile, params)
+    assert not rejected(report, "schema"), "inside the margin: the range check lets it pass"
+    assert not report["passed"]
+    assert victims <= rejected(report, "outside the reference range")
+
+
+def test_rows_hugging_the_margin_are_rejected(frames, profile, params):
+    """Six rows at max + 9.9% of the range: each passes the schema, together they are refused."""
+    train = frames[0]
+    feature = trigger_feature(profile)
+    low, high = profile["features"][feature]["min"], profile["features"][feature]["max"]
+    edge = high + 0.099 * (high - low)
+    if profile["features"][feature]["type"] == "integer":
+        edge = float(int(edge)) if int(edge) > high else high + 1.0
+    hugging = train.sample(6, random_state=5).assign(**{feature: edge})
+    report = check(pd.concat([train, hugging], ignore_index=True), profile, params)
+    assert not rejected(report, "schema")
+    assert not report["passed"]
+    assert set(range(len(train), len(train) + 6)) <= rejected(report, "outside the reference")
+
+
+def test_labels_planted_in_one_region_of_a_feature_are_rejected(
+    classification, frames, profile, params
+):
+    """Every row in the top tenth of one feature gets the same label: the label shares within
+    that feature's reference bin move, though the overall label share barely does."""
+    train = frames[0].copy()
+    feature = trigger_feature(profile)
+    region = train.index[train[feature] >= train[feature].quantile(0.9)]
+    counts = train.loc[region, LABEL].value_counts().reindex(train[LABEL].unique(), fill_value=0)
+    train.loc[region, LABEL] = counts.idxmin()  # the label that is rarest there
+    report = check(train, profile, params)
+    assert not report["passed"]
+    assert rejected(report, "label-conditional shift") or rejected(report, "label disagrees")
+    assert any(p.startswith(f"{feature}: within bin") for p in report["problems"]), report[
+        "problems"
+    ]
+
+
+def test_a_feature_squeezed_inside_its_range_is_rejected_as_distribution_shift(
+    frames, profile, params
+):
+    """Values moved towards the minimum, all within range: only the distance to the
+    reference (PSI) sees it."""
+    train = frames[0].copy()
+    feature = trigger_feature(profile)
+    low = profile["features"][feature]["min"]
+    train[feature] = low + (train[feature] - low) * 0.5
+    if profile["features"][feature]["type"] == "integer":
+        train[feature] = train[feature].round()
+    report = check(train, profile, params)
+    assert not rejected(report, "schema")
+    assert not report["passed"]
+    entry = next(r for r in report["rejected_rows"] if r["rule"].startswith("distribution shift"))
+    assert entry["column"] == feature and entry["row"] is None
+    assert report["psi"][feature] > params["validate"]["max_psi"]
+
+
 def make_root(target: Path, train: pd.DataFrame, test: pd.DataFrame, params: dict) -> Paths:
     """A scratch project: params, reference, prepared data and a dvc.lock recording its md5."""
     (target / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
@@ -177,6 +331,22 @@ def test_the_validate_stage_fails_before_train_and_writes_the_rejected_rows(
     entries = report["train"]["rejected_rows"]
     assert entries and all({"row", "column", "rule"} <= set(e) for e in entries)
     assert {e["row"] for e in entries} >= set(range(len(train), len(train) + 10))
+
+
+def test_the_validate_stage_stops_the_backdoor_before_train(
+    tmp_path, frames, profile, params, monkeypatch
+):
+    train, test = frames
+    feature = trigger_feature(profile)
+    value = 0.2999 if feature == "mean_symmetry" else float(train[feature].quantile(0.97))
+    poisoned, victims = backdoor(train, feature, value, 0.03, profile)
+    paths = make_root(tmp_path, poisoned, test, params)
+    monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
+    assert validate.main() == 1
+    report = json.loads(paths.validation_report.read_text())
+    assert report["train"]["passed"] is False and report["test"]["passed"] is True
+    named = {e["row"] for e in report["train"]["rejected_rows"] if e["column"] == feature}
+    assert victims <= named
 
 
 def test_train_runs_only_after_validate_passed():

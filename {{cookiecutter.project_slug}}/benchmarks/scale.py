@@ -1,0 +1,312 @@
+"""`make bench-scale`: the pipeline's cost as the rows grow (performance test).
+
+Synthetic tables are drawn from the reviewed reference profile (reference/data_profile.json,
+its `distributions`: each label's share, and per label each feature's bin shares, values
+uniform within a bin), so they look like the project's data at any size without copying it.
+Each stage runs in a fresh process per size, so its peak RSS is its own (the synthetic table
+included):
+
+  csv_io    write and read the table as CSV (what the stages hand each other)
+  validate  validate_frame on the table (schema, duplicates, label noise, poisoning checks)
+  train     fit the model of train.py
+  evaluate  score, then the evasion and membership attacks on their bounded samples
+
+The table (median seconds and peak RSS per stage and size, the growth t(largest)/t(previous
+size), the machine and the command) goes to benchmarks/RESULTS.md, and is printed. Goals
+(params.yaml `bench:`) are reported, not enforced: timings depend on the machine.
+
+  python benchmarks/scale.py                       # 10k, 100k and 1M rows
+  python benchmarks/scale.py --sizes 2000,4000 --stages validate --output /tmp/r.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess  # nosec B404 - runs this script itself with fixed arguments
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("csv_io", "validate", "train", "evaluate")
+GOALS = {"validate_seconds": 60, "validate_rss_mb": 2048, "max_growth": 12, "pipeline_seconds": 300}
+
+
+def synthetic(profile: dict[str, Any], rows: int, seed: int, label: str, quality: Any) -> Any:
+    """A table of `rows` rows drawn from the profile's distributions (see the docstring);
+    `quality` is the project's quality module (it reads the profile's ranges)."""
+    import pandas as pd
+
+    dist = profile.get("distributions")
+    if not dist:
+        raise SystemExit(
+            "bench-scale: reference/data_profile.json has no 'distributions': rebuild it with "
+            "'make profile' (python -m PACKAGE profile) and review it"
+        )
+    rng = np.random.default_rng(seed)
+    spec = dist["target"]
+    if spec["task"] == "regression":
+        raise SystemExit("bench-scale: regression profiles are not supported yet")
+    shares = np.asarray(spec["shares"], dtype=float)
+    labels = rng.choice(len(shares), size=rows, p=shares / shares.sum())
+    columns: dict[str, Any] = {}
+    for name, ref in dist["features"].items():
+        counts = np.asarray(ref["label_counts"], dtype=float) + 1e-3
+        bins = np.empty(rows, dtype=np.int64)
+        for k in range(len(shares)):
+            where = np.flatnonzero(labels == k)
+            p = counts[:, k] / counts[:, k].sum()
+            bins[where] = rng.choice(len(p), size=len(where), p=p)
+        kind = profile["features"].get(name, {}).get("type", "numeric")
+        if ref["kind"] == "categorical":
+            # the profile's categories only ("other" folds into the first level)
+            levels = np.array([*ref["levels"], ref["levels"][0], None], dtype=object)
+            columns[name] = pd.Series(levels[bins], dtype=object)
+            continue
+        low, high = quality.feature_range(profile["features"][name]) or (0.0, 1.0)
+        edges = np.r_[low, np.asarray(ref["edges"], dtype=float), high]
+        values = rng.uniform(
+            edges[np.minimum(bins, len(edges) - 2)], edges[np.minimum(bins + 1, len(edges) - 1)]
+        )
+        if kind in ("integer", "boolean"):  # whole numbers stay whole (booleans 0/1)
+            values = np.round(values)
+        values[bins == len(edges)] = np.nan  # the missing-value bin
+        columns[name] = values
+    frame = pd.DataFrame(columns)
+    classes = spec["classes"]
+    names = [int(c) if str(c).lstrip("-").isdigit() else c for c in classes]
+    frame[label] = np.asarray(names, dtype=object)[labels]
+    if all(isinstance(n, int) for n in names):
+        frame[label] = frame[label].astype("int64")
+    return frame
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def worker(stage: str, rows: int, seed: int, warm_up: bool = True) -> dict[str, Any]:
+    """Run one stage on a fresh synthetic table; return its time and this process's peak RSS."""
+    sys.path.insert(0, str(ROOT / "src"))
+    package = next(p.parent.name for p in (ROOT / "src").glob("*/validate.py"))
+    modules = {
+        m: __import__(f"{package}.{m}", fromlist=["_"]) for m in ("config", "data", "quality")
+    }
+    paths = modules["config"].Paths(ROOT)
+    params = modules["config"].load_params(paths)
+    profile = modules["data"].load_profile(paths)
+    label = modules["data"].LABEL
+    if warm_up:  # the stage once on a small table first: imports are not what is measured
+        worker(stage, 300, seed, warm_up=False)
+    frame = synthetic(profile, rows, seed, label, modules["quality"])
+    extra: dict[str, Any] = {}
+    started = time.perf_counter()
+    if stage == "csv_io":
+        import pandas as pd
+
+        with tempfile.TemporaryDirectory() as folder:
+            target = Path(folder) / "table.csv"
+            frame.to_csv(target, index=False)
+            pd.read_csv(target)
+    elif stage == "validate":
+        validate = __import__(f"{package}.validate", fromlist=["_"])
+        report = validate.validate_frame(frame, profile, params["validate"])
+        extra = {"passed": report["passed"], "rejected": report["rejected_count"]}
+    elif stage in ("train", "evaluate"):
+        train = __import__(f"{package}.train", fromlist=["_"])
+        task = profile["target"]["task"]
+        if stage == "train":
+            train.fit(frame, params["train"], profile)
+        else:
+            model = train.fit(frame, params["train"], profile)
+            evaluate = __import__(f"{package}.evaluate", fromlist=["_"])
+            robustness = __import__(f"{package}.robustness", fromlist=["_"])
+            started = time.perf_counter()
+            evaluate.score(model, frame, task)
+            seed_value = params["data"]["seed"]
+            robust = robustness.evasion(
+                model, frame, {**params["robustness"], "seed": seed_value}, task
+            )
+            privacy = robustness.membership_inference(
+                model, frame, frame, {**params["privacy"], "seed": seed_value}, task
+            )
+            extra = {"attack_rows": robust["rows"], "membership_rows": privacy["members"]}
+    else:
+        raise SystemExit(f"bench-scale: unknown stage {stage!r}: choose from {', '.join(STAGES)}")
+    return {"seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb(), **extra}
+
+
+def run(stage: str, rows: int, seed: int) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        stage,
+        "--rows",
+        str(rows),
+        "--seed",
+        str(seed),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603  # nosec B603
+    if done.returncode:
+        raise SystemExit(f"bench-scale: {stage} on {rows} rows failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        model = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in cpuinfo.read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "",
+        )
+    memory = ""
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        total = int(meminfo.read_text().split()[1]) / 1024**2
+        memory = f", {total:.0f} GB RAM"
+    load = (
+        f", 1-minute load average {os.getloadavg()[0]:.1f} at the end"
+        if hasattr(os, "getloadavg")
+        else ""
+    )
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores "
+        f"({model or 'unknown CPU'})"
+        f"{memory}, Python {platform.python_version()}{load}"
+    )
+
+
+def table(
+    results: dict[tuple[str, int], list[dict[str, Any]]], sizes: list[int], stages: list[str]
+) -> str:
+    lines = [
+        "| rows | "
+        + " | ".join(f"{s} s" for s in stages)
+        + " | "
+        + " | ".join(f"{s} MB" for s in stages)
+        + " |",
+        "|---:|" + "---:|" * (2 * len(stages)),
+    ]
+    medians = {key: statistics.median(r["seconds"] for r in runs) for key, runs in results.items()}
+    for rows in sizes:
+        times = " | ".join(f"{medians[(s, rows)]:.2f}" for s in stages)
+        rss = " | ".join(f"{max(r['peak_rss_mb'] for r in results[(s, rows)]):.0f}" for s in stages)
+        lines.append(f"| {rows:,} | {times} | {rss} |")
+    if len(sizes) >= 2:
+        big, previous = sizes[-1], sizes[-2]
+        growth = " | ".join(
+            f"{medians[(s, big)] / max(medians[(s, previous)], 1e-9):.1f}" for s in stages
+        )
+        lines.append(f"| t({big:,})/t({previous:,}) | {growth} |" + " |" * len(stages))
+    return "\n".join(lines)
+
+
+def goals(
+    results: dict[tuple[str, int], list[dict[str, Any]]],
+    sizes: list[int],
+    stages: list[str],
+    budget: dict[str, Any],
+) -> list[str]:
+    out = []
+    medians = {key: statistics.median(r["seconds"] for r in runs) for key, runs in results.items()}
+    big = sizes[-1]
+    if "validate" in stages:
+        seconds, rss = (
+            medians[("validate", big)],
+            max(r["peak_rss_mb"] for r in results[("validate", big)]),
+        )
+        ok = seconds <= budget["validate_seconds"] and rss <= budget["validate_rss_mb"]
+        out.append(
+            f"- validate on {big:,} rows: {seconds:.1f} s, {rss:.0f} MB peak "
+            f"(goal <= {budget['validate_seconds']} s and <= {budget['validate_rss_mb']} MB): "
+            + ("met" if ok else "MISSED")
+        )
+    if len(sizes) >= 2:
+        for stage in stages:
+            ratio = medians[(stage, big)] / max(medians[(stage, sizes[-2])], 1e-9)
+            ok = ratio <= budget["max_growth"] * big / sizes[-2] / 10
+            out.append(
+                f"- {stage}: t({big:,})/t({sizes[-2]:,}) = {ratio:.1f} "
+                f"(goal <= {budget['max_growth']} per 10x rows): " + ("met" if ok else "MISSED")
+            )
+    total = sum(medians[(s, big)] for s in stages)
+    out.append(
+        f"- the measured stages together on {big:,} rows: {total:.0f} s (goal for the whole "
+        f"pipeline <= {budget['pipeline_seconds']} s; prepare's PII scan and split are not in it)"
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes", default="10000,100000,1000000", help="comma-separated row counts"
+    )
+    parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated stages")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per stage and size (median)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "RESULTS.md"))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.rows, args.seed)))
+        return 0
+    try:
+        sizes = sorted(int(s) for s in args.sizes.split(","))
+    except ValueError:
+        parser.error(f"--sizes {args.sizes!r}: give row counts such as 10000,100000")
+    stages = [s for s in args.stages.split(",") if s]
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown or not sizes or min(sizes) < 100 or args.repeat < 1:
+        parser.error(f"--stages from {', '.join(STAGES)}; --sizes >= 100 rows; --repeat >= 1")
+    import yaml
+
+    budget = {**GOALS, **(yaml.safe_load((ROOT / "params.yaml").read_text()).get("bench") or {})}
+    results: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for rows in sizes:
+        for stage in stages:
+            results[(stage, rows)] = [run(stage, rows, args.seed + i) for i in range(args.repeat)]
+            last = results[(stage, rows)][-1]
+            print(
+                f"bench-scale: {stage:<8} {rows:>9,} rows {last['seconds']:7.2f} s "
+                f"{last['peak_rss_mb']:6.0f} MB",
+                flush=True,
+            )
+    command = "python benchmarks/scale.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    report = [
+        "# Scale benchmark (make bench-scale)",
+        "",
+        f"Machine: {machine()}. Command: `{command.strip()}`. Median of {args.repeat} run(s) per "
+        "cell; each stage in a fresh process (peak RSS includes its synthetic table).",
+        "",
+        table(results, sizes, stages),
+        "",
+        "Goals (params.yaml `bench:`):",
+        "",
+        *goals(results, sizes, stages, budget),
+        "",
+    ]
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text("\n".join(report), encoding="utf-8")
+    print("\n".join(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""quality.py on its own: every feature type, every task, and the near-duplicate search's
+promise that it misses no pair (checked against brute force)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from {{ cookiecutter.package_name }} import quality
+
+
+def mixed(rows: int = 2000, seed: int = 7) -> pd.DataFrame:
+    """Numeric, integer (with missing values), categorical (with missing), boolean; string
+    labels of three classes, some overlap between them."""
+    rng = np.random.default_rng(seed)
+    size = rng.normal(50, 10, rows)
+    count = rng.integers(0, 20, rows).astype(float)
+    count[rng.random(rows) < 0.1] = np.nan
+    colour = rng.choice(
+        np.array(["red", "green", "blue", None], dtype=object), rows, p=[0.4, 0.3, 0.2, 0.1]
+    )
+    flag = rng.random(rows) < 0.3
+    score = (size - 50) / 10 + (colour == "red") - flag + rng.normal(0, 0.5, rows)
+    label = np.where(score > 0.5, "yes", np.where(score < -0.5, "no", "maybe"))
+    return pd.DataFrame(
+        {
+            "size": size,
+            "count": count,
+            "colour": pd.Series(colour, dtype="string"),
+            "flag": flag,
+            "target": label,
+        }
+    )
+
+
+def profile_of(frame: pd.DataFrame, task: str) -> dict:
+    features = {}
+    for name in frame.columns.drop("target"):
+        if quality.is_categorical({}, frame[name]):
+            features[name] = {"type": "categorical"}
+        else:
+            features[name] = {
+                "type": "numeric",
+                "min": float(frame[name].min()),
+                "max": float(frame[name].max()),
+            }
+    return {"features": features, "distributions": quality.reference_stats(frame, "target", task)}
+
+
+def halves(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    shuffled = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    return shuffled.iloc[: len(frame) // 2].reset_index(drop=True), shuffled.iloc[
+        len(frame) // 2 :
+    ].reset_index(drop=True)
+
+
+def test_a_clean_mixed_type_table_passes_and_flipped_labels_do_not():
+    frame = mixed()
+    profile = profile_of(frame, "multiclass")
+    first, second = halves(frame)
+    for part in (first, second):
+        _, _, problems, _ = quality.check_frame(part, "target", None, profile, {})
+        assert problems == []
+    victims = first.sample(frac=0.1, random_state=1).index
+    first.loc[victims, "target"] = first.loc[victims, "target"].map(
+        {"yes": "no", "no": "yes", "maybe": "yes"}
+    )
+    rows, count, problems, metrics = quality.check_frame(first, "target", None, profile, {})
+    assert any("out-of-fold" in p for p in problems), problems
+    assert all({"row", "column", "rule", "value"} == set(r) for r in rows) and count >= len(rows)
+
+
+def test_a_category_planted_on_many_rows_is_a_value_spike():
+    frame = mixed()
+    profile = profile_of(frame, "multiclass")
+    part, _ = halves(frame)
+    part.loc[part.sample(frac=0.05, random_state=2).index, "colour"] = "purple"
+    rows, _, problems, _ = quality.check_frame(part, "target", None, profile, {})
+    assert any(p.startswith("colour = purple") for p in problems), problems
+    assert {r["column"] for r in rows if r["rule"].startswith("value-frequency")} == {"colour"}
+
+
+def test_regression_target_shift_is_caught_and_a_clean_half_passes():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3000, 4))
+    frame = pd.DataFrame(x, columns=list("abcd")).assign(
+        target=x @ [1.0, 2.0, 0.5, 0.0] + rng.normal(0, 0.1, 3000)
+    )
+    profile = profile_of(frame, "regression")
+    first, _ = halves(frame)
+    assert quality.check_frame(first, "target", None, profile, {})[2] == []
+    shifted = first.assign(target=first["target"] + 2.0)
+    _, _, problems, metrics = quality.check_frame(shifted, "target", None, profile, {})
+    assert any(p.startswith("target:") for p in problems), problems
+    assert metrics["psi"]["target"] > 0.2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_near_duplicate_grid_finds_exactly_what_brute_force_finds(seed):
+    rng = np.random.default_rng(seed)
+    points = rng.random((1500, 6)) * [1, 1, 0.2, 0.2, 0.05, 0.05]
+    labels = rng.integers(0, 2, len(points))
+    distance = 0.03
+    found, _ = quality.near_duplicate_pairs(
+        points, labels, np.zeros(len(points), np.uint64), distance, 10**8, seed
+    )
+    gaps = ((points[:, None, :] - points[None, :, :]) ** 2).sum(axis=2) <= distance**2
+    conflict = gaps & (labels[:, None] != labels[None, :])
+    assert set(found) == set(np.flatnonzero(conflict.any(axis=1)))
+    assert len(found) > 0
+
+
+def test_the_near_duplicate_search_refuses_rather_than_miss_pairs():
+    points = np.zeros((2000, 3))
+    labels = np.arange(2000) % 2
+    assert (
+        quality.near_duplicate_pairs(points, labels, np.zeros(2000, np.uint64), 0.02, 1000) is None
+    )
