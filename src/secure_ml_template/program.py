@@ -95,14 +95,22 @@ def gitlab_job(stages: list[str] | None) -> bytes:
     return text.replace("@STAGE@", json.dumps(str(stage))).replace("@DIGEST@", digest).encode()
 
 
+# A line that is only a content digest, as DVC writes them in `.dvc` files and dvc.lock
+# (`- md5: <32 hex>`, `md5: <hex>.dir`) and JSON/YAML manifests (`"sha256": "<hex>",`). Anchored at
+# both ends: a secret on the same line is still reported. detect-secrets reads some files
+# (e.g. `.dvc`) as INI, so the filter sees `md5 = <hex>`: both separators are accepted.
+DIGEST_LINE = (r"""^\s*(-\s*)?["']?[A-Za-z_]*(md5|sha1|sha256|sha512|digest|hash|checksum|etag)["']?\s*[:=]\s*"""
+               r"""["']?[0-9a-f]{32,128}(\.dir)?["']?,?\s*$""")
+
+
 def secrets_baseline() -> bytes:
     """The template's detect-secrets settings (plugins, filters) with no accepted secret: every
-    secret already in the repository is reported, none is silently accepted. Its line filter
-    skips only lines that are nothing but a content digest (DVC's `md5: <hex>`, also read as INI
-    `md5 = <hex>`; manifests' `"sha256": "<hex>",`): anchored at both ends, so a secret on the
-    same line is still reported."""
+    secret already in the repository is reported, none is silently accepted."""
     data = json.loads(_template_text(".secrets.baseline"))
     data["results"] = {}
+    for entry in data.get("filters_used", []):
+        if entry.get("path") == "detect_secrets.filters.regex.should_exclude_line":
+            entry["pattern"] = [DIGEST_LINE]
     data.pop("generated_at", None)
     return (json.dumps(data, indent=2) + "\n").encode()
 
