@@ -43,7 +43,7 @@ DEPENDENCIES = {
     "skops", "model_signing", "starlette", "uvicorn", "limits", "pytest", "setuptools",
 }
 # BEGIN LOCKED_MODULES (scripts/gen_locked_modules.py; do not edit)
-# 259 distributions of requirements/lock.txt, 267 top-level modules.
+# 261 distributions of requirements/lock.txt, 269 top-level modules.
 LOCKED_MODULES = frozenset(
     """
     _cffi_backend _distutils_hack _pytest _yaml aiobotocore aiohappyeyeballs aiohttp
@@ -55,7 +55,7 @@ LOCKED_MODULES = frozenset(
     cookiecutter copying cruft cryptography cycler cyclonedx cyclonedx_py databricks dateutil
     defusedxml deprecated detect_secrets dictdiffer diskcache distlib distro dns docker dotenv
     dpath dulwich dvc dvc_data dvc_http dvc_objects dvc_render dvc_s3 dvc_studio_client
-    dvc_task email_validator entrypoints fastapi fickling filelock flask flask_cors
+    dvc_task email_validator entrypoints execnet fastapi fickling filelock flask flask_cors
     flatten_dict flufl fonttools fqdn frozenlist fsspec funcy ghp_import git gitdb google
     grandalf graphene graphql graphql_relay gto gunicorn h11 httpcore httpx huey hydra id
     identify idna importlib_metadata in_toto_attestation iniconfig isoduration
@@ -76,7 +76,7 @@ LOCKED_MODULES = frozenset(
     stevedore tabulate text_unidecode threadpoolctl tomli tomli_w tomlkit tqdm tuf typeguard
     typer typing_extensions typing_inspect typing_inspection tzdata tzlocal uri_template
     urllib3 uvicorn validate vine virtualenv voluptuous waitress watchdog wcwidth webcolors
-    werkzeug wrapt yaml yaml_env_tag yarl zc zipp
+    werkzeug wrapt xdist yaml yaml_env_tag yarl zc zipp
     """.split()
 )
 # END LOCKED_MODULES

@@ -33,7 +33,7 @@ def template_copy(tmp_path_factory):
     ignore = shutil.ignore_patterns(".venv", "__pycache__", "*.pyc")
     for name in ("src", "hooks", GENERATED.name):
         shutil.copytree(TEMPLATE / name, copy / name, ignore=ignore)
-    for name in ("cookiecutter.json", "secure_ml_jinja_cache.py"):
+    for name in ("cookiecutter.json",):
         shutil.copy2(TEMPLATE / name, copy / name)
     return copy
 
