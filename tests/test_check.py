@@ -133,11 +133,12 @@ def remove(rel):
 
 
 def drop_pandera(root):
-    for path in (root / "src").rglob("*.py"):
+    """No validation library left: pandera (validate) and pydantic (the params schema)."""
+    for path in list((root / "src").rglob("*.py")) + list((root / "tests").rglob("*.py")):
         text = path.read_text()
-        if "pandera" in text:
-            path.write_text("\n".join(line for line in text.splitlines() if "import pandera" not in line
-                                      and not line.startswith("from pandera")) + "\n")
+        if "pandera" in text or "pydantic" in text:
+            path.write_text("\n".join(line for line in text.splitlines()
+                                      if not re.match(r"\s*(import|from)\s+(pandera|pydantic)\b", line)) + "\n")
 
 
 FLAWS = {
