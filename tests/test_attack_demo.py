@@ -17,6 +17,8 @@ ATTACKS = ("poisoned rows", "flipped-label batch", "tampered model byte",
            "oversized input", "query without a token", "request flood",
            "membership-inference probe", "evasion attack on the model",
            "personal data in the raw data",
+           # poisoning beyond ranges (issue 15 item 2)
+           "backdoor trigger (3% of rows)",
            # runtime integrity and HTTP hardening (issue 15)
            "older signed model put back", "key folder swapped, model re-signed",
            "key folder pointed at an empty one", "forged X-Forwarded-For",
