@@ -1,8 +1,8 @@
 """`make bench-scale`: the pipeline's cost as the rows grow (performance test).
 
 Synthetic tables are drawn from the reviewed reference profile (reference/data_profile.json,
-its `distributions`: each label's share, and per label each feature's bin shares, values
-uniform within a bin), so they look like the project's data at any size without copying it.
+its `distributions`: each label's share (a regression: each target quantile bin's), and per
+label each feature's bin shares, values uniform within a bin), so they look like the project's data at any size without copying it.
 Each stage runs in a fresh process per size, so its peak RSS is its own (the synthetic table
 included):
 
@@ -41,6 +41,15 @@ STAGES = ("csv_io", "validate", "train", "evaluate")
 GOALS = {"validate_seconds": 60, "validate_rss_mb": 2048, "max_growth": 12, "pipeline_seconds": 300}
 
 
+def span(low: float, inner: list[float], high: float) -> Any:
+    """Bin edges from the range and the quantile edges; the profile rounds its range, so a
+    quantile edge may lie just outside it."""
+    inner_edges = np.asarray(inner, dtype=float)
+    if len(inner_edges):
+        low, high = min(low, inner_edges[0]), max(high, inner_edges[-1])
+    return np.r_[low, inner_edges, high]
+
+
 def synthetic(profile: dict[str, Any], rows: int, seed: int, label: str, quality: Any) -> Any:
     """A table of `rows` rows drawn from the profile's distributions (see the docstring);
     `quality` is the project's quality module (it reads the profile's ranges)."""
@@ -54,8 +63,6 @@ def synthetic(profile: dict[str, Any], rows: int, seed: int, label: str, quality
         )
     rng = np.random.default_rng(seed)
     spec = dist["target"]
-    if spec["task"] == "regression":
-        raise SystemExit("bench-scale: regression profiles are not supported yet")
     shares = np.asarray(spec["shares"], dtype=float)
     labels = rng.choice(len(shares), size=rows, p=shares / shares.sum())
     columns: dict[str, Any] = {}
@@ -73,7 +80,7 @@ def synthetic(profile: dict[str, Any], rows: int, seed: int, label: str, quality
             columns[name] = pd.Series(levels[bins], dtype=object)
             continue
         low, high = quality.feature_range(profile["features"][name]) or (0.0, 1.0)
-        edges = np.r_[low, np.asarray(ref["edges"], dtype=float), high]
+        edges = span(low, ref["edges"], high)
         values = rng.uniform(
             edges[np.minimum(bins, len(edges) - 2)], edges[np.minimum(bins + 1, len(edges) - 1)]
         )
@@ -82,6 +89,11 @@ def synthetic(profile: dict[str, Any], rows: int, seed: int, label: str, quality
         values[bins == len(edges)] = np.nan  # the missing-value bin
         columns[name] = values
     frame = pd.DataFrame(columns)
+    if spec["task"] == "regression":  # the label is a quantile bin of the target: a value in it
+        target = profile["target"]
+        edges = span(target["min"], spec["edges"], target["max"])
+        frame[label] = rng.uniform(edges[labels], edges[labels + 1])
+        return frame
     classes = spec["classes"]
     names = [int(c) if str(c).lstrip("-").isdigit() else c for c in classes]
     frame[label] = np.asarray(names, dtype=object)[labels]
