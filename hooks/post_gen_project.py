@@ -1,9 +1,11 @@
 """Remove what the answers did not select, then make the first git commit.
 
-Needs neither the network nor DVC: the DVC config is a plain file of the template. Imports
-only `os` and `subprocess`, to start fast: this runs on every generation.
+Needs neither the network nor DVC: the DVC config is a plain file of the template. Writes
+only into the output folder, and takes back cookiecutter's replay copy of the answers
+(forget_replay).
 """
 
+import json
 import os
 import sys
 
@@ -15,6 +17,8 @@ import subprocess  # nosec B404 - runs git with fixed arguments
 
 CI_PROVIDER = "{{ cookiecutter.ci_provider }}"
 TRACKING = "{{ cookiecutter.tracking }}"
+# Where cookiecutter found the template (JSON, so any path stays a plain string).
+REPO_DIR = {{ cookiecutter.get("_repo_dir", "") | jsonify }}
 
 # What each answer removes.
 REMOVE = {
@@ -57,6 +61,36 @@ def next_steps():
     print("Next steps:\n" + "\n".join("  " + step for step in steps))
 
 
+def forget_replay():
+    """cookiecutter saves the answers of every run in ~/.cookiecutter_replay, outside the
+    output folder. Unless the user has a cookiecutter config (where replay_dir is set),
+    remove the record of this very run (same template, our output folder) and the folder if
+    that leaves it empty: the answers stay only in the project."""
+    home = os.path.expanduser("~")
+    if os.environ.get("COOKIECUTTER_CONFIG") or os.path.exists(os.path.join(home, ".cookiecutterrc")):
+        return
+    folder = os.path.join(home, ".cookiecutter_replay")
+    ours = {"_repo_dir": REPO_DIR, "_output_dir": os.path.dirname(os.getcwd())}
+    try:
+        names = os.listdir(folder)
+    except OSError:  # no replay folder (or not readable): nothing of ours in it
+        return
+    for name in names:
+        record = os.path.join(folder, name)
+        try:
+            with open(record, encoding="utf-8") as handle:
+                saved = json.load(handle)["cookiecutter"]
+            if all(saved.get(key) == value for key, value in ours.items()):
+                os.remove(record)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+    try:
+        if os.path.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)
+    except OSError:  # not ours to fix: it only stays
+        pass
+
+
 def first_commit():
     try:
         if git("init", "--quiet", "--initial-branch=main").returncode != 0:
@@ -84,4 +118,5 @@ if __name__ == "__main__":
     for path in REMOVE[("ci_provider", CI_PROVIDER)] + REMOVE[("tracking", TRACKING)]:
         remove(path)
     first_commit()
+    forget_replay()
     next_steps()
