@@ -138,6 +138,22 @@ def test_secrets_gate_finds_an_aws_key_in_an_untracked_settings_file(scratch):
     assert "FAIL secrets" in output
 
 
+def test_secrets_gate_hides_digest_lines_but_not_a_key_behind_a_digest(scratch):
+    # The baseline excludes lines that are only a digest (dvc.lock, manifests); a line that
+    # starts like one and goes on with a key is still scanned.
+    (scratch / "hashes.yaml").write_text(
+        "md5: 0123456789abcdef0123456789abcdef\n"
+        '  "sha256": "' + "ab" * 32 + '",\n'
+    )
+    code, output = gate(scratch, "secrets")
+    assert code == 0 and "PASS secrets" in output, output
+    (scratch / "hashes.yaml").write_text(
+        "md5: 0123456789abcdef0123456789abcdef  key: AKIAIOSFODNN7EXAMPLF\n"
+    )
+    code, output = gate(scratch, "secrets")
+    assert code != 0 and "hashes.yaml:1: AWS Access Key" in output, output
+
+
 def test_secrets_gate_leaves_the_ignored_env_alone_but_finds_it_once_tracked(scratch):
     # Team mode keeps its credentials in the git-ignored .env on purpose: that is no finding.
     (scratch / ".env").write_text("AWS_ACCESS_KEY_ID=AKIAI44QH8DHBEXAMPLE\n")
