@@ -720,12 +720,12 @@ def main(argv: list[str] | None = None) -> int:
     uvicorn.run(
         # one worker serves the app built (and checked) above; more import it by name, each
         # building its own (model verified, token read, shared store checked) in its process
-        app if workers == 1 else f"{__name__}:worker_app",
+        app if workers == 1 else f"{__package__}.serve:worker_app",
         factory=workers > 1,
         workers=workers,
         host=host,
         port=port,
-        http=protocol if workers == 1 else f"{__name__}:{protocol.__name__}",
+        http=protocol if workers == 1 else f"{__package__}.serve:{protocol.__name__}",
         log_config=LOG_CONFIG,
         log_level="warning",
         access_log=False,
