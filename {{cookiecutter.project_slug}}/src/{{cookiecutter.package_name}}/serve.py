@@ -197,9 +197,13 @@ def rate_limit_store(settings: dict[str, Any]) -> Any:
     if uri.startswith("memory://"):
         return storage_from_string(uri)
     try:
-        # short timeouts: a hung store must fail a request (503), not hold it
-        store = storage_from_string(uri, socket_timeout=2, socket_connect_timeout=2)
-        answered = store.check()
+        # bounded timeouts: a hung store fails a request (503) instead of holding it
+        store = storage_from_string(uri, socket_timeout=5, socket_connect_timeout=5)
+        answered = False
+        for attempt in range(3):  # a loaded machine may be slow to answer the first ping
+            if answered := store.check():
+                break
+            time.sleep(1 + attempt)
     except Exception as error:  # a missing client library, a malformed URI...
         raise ServeConfigError(
             f"the rate-limit store {shown_uri(uri)} cannot be used ({type(error).__name__}: "
