@@ -43,22 +43,22 @@ DEPENDENCIES = {
     "skops", "model_signing", "starlette", "uvicorn", "limits", "pytest", "setuptools",
 }
 # BEGIN LOCKED_MODULES (scripts/gen_locked_modules.py; do not edit)
-# 261 distributions of requirements/lock.txt, 269 top-level modules.
+# 263 distributions of requirements/lock.txt, 271 top-level modules.
 LOCKED_MODULES = frozenset(
     """
     _cffi_backend _distutils_hack _pytest _yaml aiobotocore aiohappyeyeballs aiohttp
     aiohttp_retry aioitertools aiosignal alembic amqp annotated_doc annotated_types antlr4
-    anyio appdirs arrow art asn1crypto asyncssh attr attrs babel backrefs bandit billiard
-    binaryornot blake3 blinker boolean botocore c787785866c7b801238d__mypyc cachecontrol
-    cachetools celery certifi cffi cfgv chardet charset_normalizer check_jsonschema click
-    click_didyoumean click_plugins click_repl cloudpickle colorama configobj contourpy
-    cookiecutter copying cruft cryptography cycler cyclonedx cyclonedx_py databricks dateutil
-    defusedxml deprecated detect_secrets dictdiffer diskcache distlib distro dns docker dotenv
-    dpath dulwich dvc dvc_data dvc_http dvc_objects dvc_render dvc_s3 dvc_studio_client
-    dvc_task email_validator entrypoints execnet fastapi fickling filelock flask flask_cors
-    flatten_dict flufl fonttools fqdn frozenlist fsspec funcy ghp_import git gitdb google
-    grandalf graphene graphql graphql_relay gto gunicorn h11 httpcore httpx huey hydra id
-    identify idna importlib_metadata in_toto_attestation iniconfig isoduration
+    anyio appdirs arrow art asn1crypto async_timeout asyncssh attr attrs babel backrefs bandit
+    billiard binaryornot blake3 blinker boolean botocore c787785866c7b801238d__mypyc
+    cachecontrol cachetools celery certifi cffi cfgv chardet charset_normalizer
+    check_jsonschema click click_didyoumean click_plugins click_repl cloudpickle colorama
+    configobj contourpy cookiecutter copying cruft cryptography cycler cyclonedx cyclonedx_py
+    databricks dateutil defusedxml deprecated detect_secrets dictdiffer diskcache distlib
+    distro dns docker dotenv dpath dulwich dvc dvc_data dvc_http dvc_objects dvc_render dvc_s3
+    dvc_studio_client dvc_task email_validator entrypoints execnet fastapi fickling filelock
+    flask flask_cors flatten_dict flufl fonttools fqdn frozenlist fsspec funcy ghp_import git
+    gitdb google grandalf graphene graphql graphql_relay gto gunicorn h11 httpcore httpx huey
+    hydra id identify idna importlib_metadata in_toto_attestation iniconfig isoduration
     iterative_telemetry itsdangerous jinja2 jmespath joblib jsonpointer jsonschema
     jsonschema_specifications jwt kiwisolver kombu lark license_expression limits lxml mako
     markdown markdown_it markupsafe material materialx matplotlib mdurl mergedeep mkdocs
@@ -68,7 +68,7 @@ LOCKED_MODULES = frozenset(
     pip_audit pip_requirements_parser platformdirs pluggy pre_commit pre_commit_hooks
     prettytable prompt_toolkit propcache psutil public py py_serializable pyarrow pyasn1
     pyasn1_modules pycparser pydantic pydantic_core pydantic_settings pydevd_plugins pydot
-    pygit2 pygments pygtrie pylab pymdownx pyparsing pytest python_discovery pywin32
+    pygit2 pygments pygtrie pylab pymdownx pyparsing pytest python_discovery pywin32 redis
     referencing regress rekor_types requests rfc3161_client rfc3339_validator rfc3986_validator
     rfc3987_syntax rfc8785 rich rpds ruamel ruff s3fs scikit_learn scipy scmrepo
     securesystemslib semver setuptools shellingham shortuuid shtab sigstore sigstore_models six

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # System packages the slow tests use, installed with apt-get when missing:
-# Chromium (the docs browser test) and PostgreSQL (the team-mode tests).
+# Chromium (the docs browser test), PostgreSQL (the team-mode tests) and redis-server (the
+# generated project's shared rate-limit store tests, run by the slow tests).
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "test: ${missing[*]} missing and no apt-get here: install them, or run 'make test-fast'" >&2

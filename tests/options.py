@@ -101,6 +101,10 @@ COMMON_FILES = {
     # Performance tests (issue 12): make bench-scale and its results table.
     "benchmarks/scale.py",
     "benchmarks/RESULTS.md",
+    # make bench-serve (issue 12): the load benchmark, the section writer both benchmarks share
+    "benchmarks/serve.py",
+    "benchmarks/results.py",
+    "tests/performance/test_bench_serve.py",
     "tests/unit/test_params.py",
     "tests/unit/test_train.py",
     "tests/unit/test_validate.py",

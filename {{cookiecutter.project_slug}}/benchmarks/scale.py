@@ -315,8 +315,9 @@ def main(argv: list[str] | None = None) -> int:
         *goals(results, sizes, stages, budget),
         "",
     ]
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text("\n".join(report), encoding="utf-8")
+    from results import write_section  # benchmarks/results.py: bench-serve keeps its section
+
+    write_section(Path(args.output), "bench-scale", "\n".join(report))
     print("\n".join(report))
     return 0
 

@@ -95,7 +95,7 @@ class ParamsError(SystemExit):
 
 
 def _schema() -> Any:
-    from typing import Literal
+    from typing import Annotated, Literal
 
     from pydantic import BaseModel, ConfigDict, Field
 
@@ -187,6 +187,10 @@ def _schema() -> Any:
         validate_rss_mb: float = Field(default=2048, gt=0)
         max_growth: float = Field(default=12, gt=0)
         pipeline_seconds: float = Field(default=300, gt=0)
+        serve_requests_per_second: float = Field(default=1000, gt=0)
+        serve_p99_ms: float = Field(default=20, gt=0)
+        serve_share_of_bare: float = Field(default=0.5, gt=0)
+        predict_ratio: float = Field(default=1.5, gt=0)
 
     class Serve(Section):
         port: int = Field(default=8000, ge=1, le=65535)
@@ -194,6 +198,8 @@ def _schema() -> Any:
         max_batch_rows: int = Field(default=100, ge=1)
         confidence: Literal["band", "rounded", "none", "full"] = "band"
         decimals: int = Field(default=3, ge=0, le=12)
+        workers: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
+        rate_limit_storage: str = Field(default="memory://", min_length=1)
 
     class Params(Section):
         data: Data = Data()

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from numbers import Real
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .config import Paths, load_params
@@ -104,9 +105,10 @@ def serve_settings(params: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def check_rows(rows: Any, schema: list[Feature], max_rows: int) -> pd.DataFrame:
-    """Return the rows as a frame in training column order, or raise InputError on the first
-    broken rule. Accepts one row (a mapping) or a list of rows."""
+def check_table(rows: Any, schema: list[Feature], max_rows: int) -> list[list[Any]]:
+    """The checked rows, one list of values per row in schema order (floats, or text for a
+    category; NaN where a nullable value is missing), or InputError on the first broken rule.
+    Accepts one row (a mapping) or a list of rows."""
     if isinstance(rows, dict):
         rows = [rows]
     if not isinstance(rows, list):
@@ -119,30 +121,182 @@ def check_rows(rows: Any, schema: list[Feature], max_rows: int) -> pd.DataFrame:
             "batch_size",
             f"holds {len(rows)} rows, more than the limit of {max_rows} (serve.max_batch_rows)",
         )
-    names = [feature.name for feature in schema]
-    expected = set(names)
+    count = len(schema)
     table: list[list[Any]] = []
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
             raise InputError("rows", "type", "must map feature names to values", row=index)
-        unknown = sorted(set(row) - expected, key=str)
-        if unknown:
-            raise InputError(
-                str(unknown[0])[:64],
-                "unknown_field",
-                "is not a feature of the model: remove it",
-                row=index,
-            )
-        missing = [name for name in names if name not in row]
-        if missing:
-            raise InputError(missing[0], "missing_field", "is required", row=index)
+        if len(row) != count or any(feature.name not in row for feature in schema):
+            expected = {feature.name for feature in schema}
+            unknown = sorted(set(row) - expected, key=str)
+            if unknown:
+                raise InputError(
+                    str(unknown[0])[:64],
+                    "unknown_field",
+                    "is not a feature of the model: remove it",
+                    row=index,
+                )
+            missing = next(feature.name for feature in schema if feature.name not in row)
+            raise InputError(missing, "missing_field", "is required", row=index)
         table.append([check_value(feature, row[feature.name], index) for feature in schema])
-    frame = pd.DataFrame(table, columns=names)
-    for feature in schema:
-        frame[feature.name] = frame[feature.name].astype(
-            object if feature.kind == "categorical" else "float64"
-        )
-    return frame
+    return table
+
+
+def frame_of(table: list[list[Any]], schema: list[Feature]) -> pd.DataFrame:
+    """Checked rows as a frame in schema order: numbers as float64, categories as objects."""
+    columns = {}
+    for position, feature in enumerate(schema):
+        values = [row[position] for row in table]
+        kind = object if feature.kind == "categorical" else np.float64
+        columns[feature.name] = np.array(values, dtype=kind)
+    return pd.DataFrame(columns)
+
+
+def check_rows(rows: Any, schema: list[Feature], max_rows: int) -> pd.DataFrame:
+    """Return the rows as a frame in training column order, or raise InputError on the first
+    broken rule. Accepts one row (a mapping) or a list of rows."""
+    return frame_of(check_table(rows, schema, max_rows), schema)
+
+
+class FastPathUnsupported(ValueError):
+    """The model's preprocessing is not one FastPath replays exactly (the frame path is used)."""
+
+
+class FastPath:
+    """The model's fitted preprocessing replayed with numpy on checked rows, so one row costs
+    the arithmetic and the estimator, not pandas and scikit-learn's input handling.
+
+    It replays exactly the steps train.preprocessing builds, read from the fitted model:
+    numbers (SimpleImputer then StandardScaler: missing values take the fitted statistic,
+    then `x -= mean_; x /= scale_` as StandardScaler does), booleans (SimpleImputer) and
+    categories (SimpleImputer with a constant, then OneHotEncoder ignoring unknown values),
+    in the ColumnTransformer's column order. Any other step raises FastPathUnsupported, and
+    `Predictor` checks the replay against the model's own transform on probe rows (every
+    category, both range ends, missing values) before using it: equal to the bit, or unused.
+    """
+
+    def __init__(self, model: Any, schema: list[Feature]) -> None:
+        from sklearn.compose import ColumnTransformer
+        from sklearn.impute import SimpleImputer
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+        steps = getattr(model, "steps", None)
+        if not isinstance(model, Pipeline) or len(steps) != 2:
+            raise FastPathUnsupported("the model is not Pipeline([prepare, model])")
+        prepare, self.estimator = steps[0][1], steps[1][1]
+        if not isinstance(prepare, ColumnTransformer) or getattr(prepare, "sparse_output_", True):
+            raise FastPathUnsupported("the preprocessing is not a dense ColumnTransformer")
+        position = {feature.name: index for index, feature in enumerate(schema)}
+        self.blocks: list[tuple[str, list[int], tuple[Any, ...]]] = []
+        for name, step, columns in prepare.transformers_:
+            if name == "remainder" and step == "drop":
+                continue
+            if not all(isinstance(c, str) and c in position for c in columns):
+                raise FastPathUnsupported(f"step {name!r} selects columns not in the schema")
+            indices = [position[c] for c in columns]
+            parts = [s for _, s in step.steps] if isinstance(step, Pipeline) else [step]
+            imputer = parts[0]
+            if not isinstance(imputer, SimpleImputer) or imputer.add_indicator:
+                raise FastPathUnsupported(f"step {name!r} does not start with a SimpleImputer")
+            if not (
+                isinstance(imputer.missing_values, float) and math.isnan(imputer.missing_values)
+            ):
+                raise FastPathUnsupported(f"step {name!r} imputes something other than NaN")
+            statistics = imputer.statistics_
+            if len(statistics) != len(indices):
+                raise FastPathUnsupported(f"step {name!r} dropped a feature")
+            if len(parts) == 2 and isinstance(parts[1], StandardScaler):
+                scaler = parts[1]
+                if (
+                    scaler.mean_ is None
+                    or scaler.scale_ is None
+                    or not np.all(np.isfinite(statistics.astype(np.float64)))
+                ):
+                    raise FastPathUnsupported(f"step {name!r} scales without mean or scale")
+                self.blocks.append(
+                    (
+                        "scale",
+                        indices,
+                        (statistics.astype(np.float64), scaler.mean_, scaler.scale_),
+                    )
+                )
+            elif len(parts) == 1 and statistics.dtype.kind == "f":
+                self.blocks.append(("impute", indices, (statistics,)))
+            elif len(parts) == 2 and isinstance(parts[1], OneHotEncoder):
+                encoder = parts[1]
+                if (
+                    imputer.strategy != "constant"
+                    or encoder.drop is not None
+                    or encoder.handle_unknown != "ignore"
+                    or encoder.sparse_output
+                    or encoder.min_frequency is not None
+                    or encoder.max_categories is not None
+                ):
+                    raise FastPathUnsupported(f"step {name!r} encodes in a way not replayed")
+                offsets, lookups, width = [], [], 0
+                for categories in encoder.categories_:
+                    offsets.append(width)
+                    lookups.append({value: i for i, value in enumerate(categories.tolist())})
+                    width += len(categories)
+                self.blocks.append(
+                    ("onehot", indices, (imputer.fill_value, offsets, lookups, width))
+                )
+            else:
+                raise FastPathUnsupported(f"step {name!r} is not one FastPath replays")
+
+    def transform(self, table: list[list[Any]]) -> np.ndarray:
+        """The matrix the estimator takes, for checked rows (`check_table`)."""
+        parts = []
+        for kind, indices, fitted in self.blocks:
+            if kind == "onehot":
+                fill, offsets, lookups, width = fitted
+                out = np.zeros((len(table), width), dtype=np.float64)  # C order, as OneHotEncoder
+                for r, row in enumerate(table):
+                    for j, i in enumerate(indices):
+                        value = row[i]
+                        if isinstance(value, float):  # a missing category (NaN)
+                            value = fill
+                        spot = lookups[j].get(value)
+                        if spot is not None:
+                            out[r, offsets[j] + spot] = 1.0
+                parts.append(out)
+                continue
+            # column by column, transposed: Fortran order, as scikit-learn's own steps leave
+            # it (a matrix product may round differently for another memory layout)
+            values = np.array([[row[i] for row in table] for i in indices], dtype=np.float64).T
+            missing = np.isnan(values)
+            if missing.any():
+                values[missing] = np.broadcast_to(fitted[0], values.shape)[missing]
+            if kind == "scale":
+                values -= fitted[1]
+                values /= fitted[2]
+            parts.append(values)
+        return parts[0] if len(parts) == 1 else np.hstack(parts)
+
+
+def probe_table(schema: list[Feature]) -> list[list[Any]]:
+    """Checked-form rows that reach every category, both ends of each range and, where a
+    feature may miss, a missing value: what the fast path is compared on (enough rows that
+    the matrix products take the paths a full batch takes)."""
+    count = max([64] + [len(f.categories) + 1 for f in schema])
+    table = []
+    for r in range(count):
+        row: list[Any] = []
+        for feature in schema:
+            if feature.kind == "categorical":
+                row.append(feature.categories[r % len(feature.categories)])
+            elif feature.kind == "boolean":
+                row.append(float(r % 2))
+            else:
+                low = feature.low if math.isfinite(feature.low) else -1.0
+                high = feature.high if math.isfinite(feature.high) else 1.0
+                row.append(low + (high - low) * r / (count - 1))
+        table.append(row)
+    table.append(
+        [math.nan if f.nullable else value for f, value in zip(schema, table[0], strict=True)]
+    )
+    return table
 
 
 def check_value(feature: Feature, value: Any, index: int) -> Any:
@@ -240,6 +394,32 @@ class Predictor:
                 "(make pipeline) or restore the profile it was trained with"
             )
         self.columns = trained or profiled
+        self.fast = self._fast_path()
+
+    def _fast_path(self) -> FastPath | None:
+        """The numpy replay of the model's preprocessing, when it gives the model's own
+        answers to the bit on the probe rows; else None (every batch then goes through a
+        frame and the whole model, as in training)."""
+        try:
+            fast = FastPath(self.model, self.schema)
+            table = probe_table(self.schema)
+            frame = frame_of(table, self.schema)[self.columns]
+            replayed = fast.transform(table)
+            own = self.model.steps[0][1].transform(frame)
+            if replayed.shape != own.shape or not np.array_equal(replayed, own):
+                return None
+            if not np.array_equal(self._estimate(fast.estimator, replayed), self._answer(frame)):
+                return None
+        except (FastPathUnsupported, AttributeError, TypeError, ValueError, IndexError):
+            return None
+        return fast
+
+    def _estimate(self, estimator: Any, matrix: Any) -> Any:
+        method = estimator.predict if self.task == "regression" else estimator.predict_proba
+        return method(matrix)
+
+    def _answer(self, frame: pd.DataFrame) -> Any:
+        return self._estimate(self.model, frame)
 
     @property
     def max_rows(self) -> int:
@@ -248,15 +428,22 @@ class Predictor:
     def check(self, rows: Any) -> pd.DataFrame:
         return check_rows(rows, self.schema, self.max_rows)
 
+    def raw(self, rows: Any) -> Any:
+        """Check the batch (InputError on the first broken rule); the model's raw output
+        (probabilities, or values for regression), through the fast path when it is proven."""
+        table = check_table(rows, self.schema, self.max_rows)
+        if self.fast is not None:
+            return self._estimate(self.fast.estimator, self.fast.transform(table))
+        return self._answer(frame_of(table, self.schema)[self.columns])
+
     def predict(self, rows: Any) -> list[dict[str, Any]]:
         """Check the batch (InputError on the first broken rule), then answer per row."""
-        frame = self.check(rows)[self.columns]
+        output = self.raw(rows)
         if self.task == "regression":
             decimals = int(self.settings["decimals"])
-            return [{"value": round(float(v), decimals)} for v in self.model.predict(frame)]
-        probabilities = self.model.predict_proba(frame)
+            return [{"value": round(float(v), decimals)} for v in output]
         mode = self.settings["confidence"]
-        return [coarse(list(row), self.classes, mode) for row in probabilities]
+        return [coarse(row.tolist(), self.classes, mode) for row in output]
 
 
 def predict(rows: Any, paths: Paths | None = None) -> list[dict[str, Any]]:

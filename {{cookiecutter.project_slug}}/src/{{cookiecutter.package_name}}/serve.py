@@ -11,7 +11,8 @@ serve.explain_ranges is true; categories, a category list, booleans and missing 
 (null) as the reference profile types them), then the verified model answers: labels (numbers
 or class names, as trained) with coarse confidences, or for regression the value rounded to
 serve.decimals. One JSON audit line per request goes to the `audit` logger (stderr, or the file
-serve.audit_log when set): time, client, method, path, status, rows, latency, and for
+serve.audit_log when set): time, client, method, path, status, rows, latency, the worker
+(process id), and for
 refusals the rule, field and full reason. Input values are never logged. Every other line the
 service writes (uvicorn's own, warnings) is JSON too.
 GET /health answers {"status": "ok"} without a token (for load balancers); it is
@@ -23,6 +24,14 @@ limit and the audit log. Slow clients are cut off: request headers must arrive w
 serve.header_timeout_seconds and the body within serve.body_timeout_seconds; at
 serve.max_connections the oldest connection still waiting for its headers is dropped, so a
 flood of half-open connections cannot lock out a client that sends a whole request.
+
+Workers and replicas: serve.workers uvicorn worker processes (auto: one per core when the
+rate-limit store is shared, else one). The per-client limit lives in serve.rate_limit_storage
+(the `limits` library's storage URI): memory:// holds for one process only, so more than one
+worker with it is refused; redis://HOST:PORT is shared by every worker and replica (a store
+that does not answer at start is refused; one that stops answering later turns requests into
+503, never into unlimited ones). A password belongs in the environment variable
+RATE_LIMIT_STORAGE (e.g. in the gitignored .env), which overrides the params.yaml value.
 """
 
 from __future__ import annotations
@@ -40,20 +49,26 @@ import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
+import h11
 from limits import parse
-from limits.storage import MemoryStorage
+from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .config import Paths, load_params
 from .inference import InputError, Predictor
 
 # The name of the environment variable that holds the token (not a token itself).
 TOKEN_ENV = "MODEL_API_TOKEN"  # noqa: S105  # nosec B105
+# An environment variable that, when set, replaces serve.rate_limit_storage (for a password).
+STORAGE_ENV = "RATE_LIMIT_STORAGE"
+STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
 DEFAULTS: dict[str, Any] = {
     "host": "127.0.0.1",
     "port": 8000,
@@ -67,6 +82,8 @@ DEFAULTS: dict[str, Any] = {
     "keep_alive_seconds": 5,
     "max_connections": 100,
     "explain_ranges": False,
+    "workers": "auto",
+    "rate_limit_storage": "memory://",
 }
 MIN_TOKEN_LENGTH = 16
 # Rules whose InputError message holds nothing from the reference profile: the client sees it
@@ -125,7 +142,79 @@ def settings_from(params: dict[str, Any]) -> dict[str, Any]:
                 "networks of your reverse proxies ('*' would let any client forge its address)"
             ) from None
     settings["trusted_proxies"] = [str(p) for p in proxies]
+    storage = os.environ.get(STORAGE_ENV) or settings["rate_limit_storage"]
+    where = STORAGE_ENV if os.environ.get(STORAGE_ENV) else "params.yaml serve.rate_limit_storage"
+    parts = urlsplit(str(storage)) if isinstance(storage, str) else None
+    if parts is None or parts.scheme not in STORAGE_SCHEMES:
+        raise ServeConfigError(
+            f"{where} is {shown_uri(storage)!r}: use memory:// (one process) or "
+            "redis://HOST:PORT (shared by workers and replicas)"
+        )
+    if parts.password and where != STORAGE_ENV:
+        raise ServeConfigError(
+            "params.yaml serve.rate_limit_storage holds a password: put the URI in the "
+            f"environment variable {STORAGE_ENV} (e.g. in the gitignored .env) instead"
+        )
+    settings["rate_limit_storage"] = storage
+    workers = settings["workers"]
+    whole = isinstance(workers, int) and not isinstance(workers, bool)
+    if workers != "auto" and (not whole or workers < 1):
+        raise ServeConfigError(
+            f"params.yaml serve.workers is {workers!r}: use auto or a whole number of at least 1"
+        )
+    shared = parts.scheme != "memory"
+    if workers == "auto":
+        settings["workers"] = cores() if shared else 1
+    elif workers > 1 and not shared:
+        raise ServeConfigError(
+            f"params.yaml serve.workers is {workers} but the rate-limit store is memory://, "
+            "where each worker would allow the whole per-client limit: set "
+            "serve.rate_limit_storage: redis://HOST:PORT (shared), or serve.workers: 1"
+        )
     return settings
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def shown_uri(uri: Any) -> str:
+    """A storage URI without its password, for messages."""
+    text = str(uri)
+    parts = urlsplit(text)
+    if parts.password:
+        return text.replace(f":{parts.password}@", ":***@", 1)
+    return text
+
+
+def rate_limit_store(settings: dict[str, Any]) -> Any:
+    """The `limits` storage serve.rate_limit_storage names; a shared store must answer now."""
+    uri = str(settings["rate_limit_storage"])
+    if uri.startswith("memory://"):
+        return storage_from_string(uri)
+    try:
+        # bounded timeouts: a hung store fails a request (503) instead of holding it
+        store = storage_from_string(uri, socket_timeout=5, socket_connect_timeout=5)
+        answered = False
+        for attempt in range(3):  # a loaded machine may be slow to answer the first ping
+            if answered := store.check():
+                break
+            time.sleep(1 + attempt)
+    except Exception as error:  # a missing client library, a malformed URI...
+        raise ServeConfigError(
+            f"the rate-limit store {shown_uri(uri)} cannot be used ({type(error).__name__}: "
+            f"{error}): fix serve.rate_limit_storage"
+        ) from None
+    if not answered:
+        raise ServeConfigError(
+            f"the rate-limit store {shown_uri(uri)} does not answer: start it (e.g. "
+            "redis-server), or set serve.rate_limit_storage: memory:// and serve.workers: 1"
+        )
+    return store
 
 
 def read_token(settings: dict[str, Any], environ: dict[str, str] | None = None) -> str:
@@ -235,7 +324,7 @@ def create_app(
     expected = f"Bearer {token}".encode()
     predictor = predictor or Predictor(paths, params)
     limit = parse(str(settings["rate_limit"]))
-    limiter = MovingWindowRateLimiter(MemoryStorage())
+    limiter = MovingWindowRateLimiter(rate_limit_store(settings))
     max_body = int(settings["max_body_bytes"])
     body_timeout = float(settings["body_timeout_seconds"])
     explain = bool(settings["explain_ranges"])
@@ -248,9 +337,13 @@ def create_app(
 
     def rate_limited(request: Request) -> JSONResponse | None:
         key = client_of(request)
-        if limiter.hit(limit, "api", key):
-            return None
-        reset, _ = limiter.get_window_stats(limit, "api", key)
+        try:
+            if limiter.hit(limit, "api", key):
+                return None
+            reset, _ = limiter.get_window_stats(limit, "api", key)
+        except Exception as error:  # the shared store stopped answering: refuse, never skip it
+            request.state.audit = {"rule": "rate_limit_store", "reason": type(error).__name__}
+            return refusal(503, "unavailable", "the rate-limit store does not answer; retry later")
         wait = max(1, math.ceil(reset - time.time()))
         request.state.audit = {"rule": "rate_limit"}
         return JSONResponse(
@@ -417,6 +510,7 @@ class AuditMiddleware:
                 "status": status["code"],
                 "rows": state.get("rows", 0),
                 "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                "worker": os.getpid(),
                 **state.get("audit", {}),
             }
             self.logger.info(json.dumps(line, sort_keys=True))
@@ -458,99 +552,122 @@ LOG_CONFIG: dict[str, Any] = {
 }
 
 
-def guarded_protocol(settings: dict[str, Any], audit: logging.Logger) -> type:
+# What GuardedH11Protocol enforces; set by guarded_protocol() in each serving process.
+GUARDS: dict[str, Any] = {
+    "header_timeout": float(DEFAULTS["header_timeout_seconds"]),
+    "body_timeout": float(DEFAULTS["body_timeout_seconds"]),
+    "max_connections": int(DEFAULTS["max_connections"]),
+    "audit": logging.getLogger("audit"),
+}
+
+
+class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with what uvicorn lacks: a deadline for the request headers
     (serve.header_timeout_seconds) and a cap on open connections (serve.max_connections)
     that drops the oldest connection still waiting for its headers to admit a new one.
     When a response was sent before its request body arrived, the rest of the body must
-    arrive within serve.body_timeout_seconds, or the connection is closed."""
-    import h11
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+    arrive within serve.body_timeout_seconds, or the connection is closed. A module-level
+    class (uvicorn imports it by name in each worker process); GUARDS holds its settings."""
 
-    header_timeout = float(settings["header_timeout_seconds"])
-    body_timeout = float(settings["body_timeout_seconds"])
-    max_connections = int(settings["max_connections"])
+    header_timer: asyncio.TimerHandle | None = None
+    drain_timer: asyncio.TimerHandle | None = None
+    waiting_since = 0.0
 
-    class GuardedH11Protocol(H11Protocol):
-        header_timer: asyncio.TimerHandle | None = None
-        drain_timer: asyncio.TimerHandle | None = None
-        waiting_since = 0.0
+    def waiting_for_headers(self) -> bool:
+        return self.conn.their_state is h11.IDLE and not self.transport.is_closing()
 
-        def waiting_for_headers(self) -> bool:
-            return self.conn.their_state is h11.IDLE and not self.transport.is_closing()
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        waiting = [
+            c
+            for c in self.connections
+            if isinstance(c, GuardedH11Protocol) and c.waiting_for_headers()
+        ]
+        waiting.sort(key=lambda c: c.waiting_since)
+        while len(self.connections) >= GUARDS["max_connections"] and waiting:
+            oldest = waiting.pop(0)
+            self.connections.discard(oldest)
+            oldest.cut("max_connections")
+        super().connection_made(transport)
+        self.arm()
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            waiting = [
-                c
-                for c in self.connections
-                if isinstance(c, GuardedH11Protocol) and c.waiting_for_headers()
-            ]
-            waiting.sort(key=lambda c: c.waiting_since)
-            while len(self.connections) >= max_connections and waiting:
-                oldest = waiting.pop(0)
-                self.connections.discard(oldest)
-                oldest.cut("max_connections")
-            super().connection_made(transport)
-            self.arm()
+    def arm(self) -> None:
+        self.waiting_since = self.loop.time()
+        if self.header_timer is None:
+            self.header_timer = self.loop.call_later(GUARDS["header_timeout"], self.headers_late)
 
-        def arm(self) -> None:
-            self.waiting_since = self.loop.time()
-            if self.header_timer is None:
-                self.header_timer = self.loop.call_later(header_timeout, self.headers_late)
-
-        def disarm(self) -> None:
-            if self.header_timer is not None:
-                self.header_timer.cancel()
-                self.header_timer = None
-
-        def headers_late(self) -> None:
+    def disarm(self) -> None:
+        if self.header_timer is not None:
+            self.header_timer.cancel()
             self.header_timer = None
-            if self.waiting_for_headers():
-                self.cut("header_timeout")
 
-        def cut(self, rule: str) -> None:
-            """Close a connection that has not sent a whole request; audit it."""
+    def headers_late(self) -> None:
+        self.header_timer = None
+        if self.waiting_for_headers():
+            self.cut("header_timeout")
+
+    def cut(self, rule: str) -> None:
+        """Close a connection that has not sent a whole request; audit it."""
+        self.disarm()
+        line = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "client": self.client[0] if self.client else "unknown",
+            "method": None,
+            "path": None,
+            "status": 408,
+            "rows": 0,
+            "latency_ms": round((self.loop.time() - self.waiting_since) * 1000, 2),
+            "worker": os.getpid(),
+            "rule": rule,
+        }
+        GUARDS["audit"].info(json.dumps(line, sort_keys=True))
+        self.transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE and self.header_timer is None:
+            self.arm()  # the next request on a kept-alive connection: a new deadline
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
             self.disarm()
-            line = {
-                "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                "client": self.client[0] if self.client else "unknown",
-                "method": None,
-                "path": None,
-                "status": 408,
-                "rows": 0,
-                "latency_ms": round((self.loop.time() - self.waiting_since) * 1000, 2),
-                "rule": rule,
-            }
-            audit.info(json.dumps(line, sort_keys=True))
-            self.transport.abort()
 
-        def data_received(self, data: bytes) -> None:
-            if self.conn.their_state is h11.IDLE and self.header_timer is None:
-                self.arm()  # the next request on a kept-alive connection: a new deadline
-            super().data_received(data)
-            if self.conn.their_state is not h11.IDLE:
-                self.disarm()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self.disarm()
-            if self.drain_timer is not None:
-                self.drain_timer.cancel()
-                self.drain_timer = None
-            super().connection_lost(exc)
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if self.conn.their_state is h11.SEND_BODY and self.drain_timer is None:
-                # Answered before its body arrived (401, 429...): the rest of the body may
-                # still come, within the body deadline; then the connection is closed.
-                self.drain_timer = self.loop.call_later(body_timeout, self.body_late)
-
-        def body_late(self) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.disarm()
+        if self.drain_timer is not None:
+            self.drain_timer.cancel()
             self.drain_timer = None
-            if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
-                self.transport.close()
+        super().connection_lost(exc)
 
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.conn.their_state is h11.SEND_BODY and self.drain_timer is None:
+            # Answered before its body arrived (401, 429...): the rest of the body may
+            # still come, within the body deadline; then the connection is closed.
+            self.drain_timer = self.loop.call_later(GUARDS["body_timeout"], self.body_late)
+
+    def body_late(self) -> None:
+        self.drain_timer = None
+        if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
+            self.transport.close()
+
+
+def guarded_protocol(settings: dict[str, Any], audit: logging.Logger) -> type:
+    """GuardedH11Protocol, set to enforce these settings in this process."""
+    GUARDS.update(
+        header_timeout=float(settings["header_timeout_seconds"]),
+        body_timeout=float(settings["body_timeout_seconds"]),
+        max_connections=int(settings["max_connections"]),
+        audit=audit,
+    )
     return GuardedH11Protocol
+
+
+def worker_app() -> Any:
+    """The app of one uvicorn worker process (serve.workers > 1), from the same project,
+    settings and token as the process that started it."""
+    logging.captureWarnings(True)
+    paths = Paths()
+    params = load_params(paths)
+    guarded_protocol(settings_from(params), logging.getLogger("audit"))
+    return create_app(paths, params)
 
 
 def is_loopback(host: str) -> bool:
@@ -594,12 +711,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import uvicorn
 
-    log.info("serving on http://%s:%s (POST /predict, GET /health)", host, port)
+    workers = int(settings["workers"])
+    log.info(
+        "serving on http://%s:%s (POST /predict, GET /health) with %d worker(s), rate-limit "
+        "store %s",
+        host,
+        port,
+        workers,
+        shown_uri(settings["rate_limit_storage"]).split("://")[0] + "://",
+    )
+    protocol = guarded_protocol(settings, logging.getLogger("audit"))
     uvicorn.run(
-        app,
+        # one worker serves the app built (and checked) above; more import it by name, each
+        # building its own (model verified, token read, shared store checked) in its process
+        app if workers == 1 else f"{__package__}.serve:worker_app",
+        factory=workers > 1,
+        workers=workers,
         host=host,
         port=port,
-        http=guarded_protocol(settings, logging.getLogger("audit")),
+        http=protocol if workers == 1 else f"{__package__}.serve:{protocol.__name__}",
         log_config=LOG_CONFIG,
         log_level="warning",
         access_log=False,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import math
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -130,3 +131,56 @@ def far_outside(profile: dict, name: str, sign: int = 1) -> float:
     entry = profile["features"][name]
     width = max(abs(float(entry["max"])), abs(float(entry["min"])), 1.0)
     return float(sign * round(width * 1000 + 1000))
+
+
+REDIS_MISSING = (
+    "redis-server is not installed: install it (Debian/Ubuntu: sudo apt-get install "
+    "redis-server; macOS: brew install redis) to test the shared rate-limit store"
+)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def redis_server(folder: Path):
+    """A real redis-server on 127.0.0.1 on a free port, nothing persisted, stopped on exit:
+    yields its URI (pytest skips, saying how to install it, when it is not installed)."""
+    import socket
+    import subprocess
+    import time
+
+    import pytest
+
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.skip(REDIS_MISSING)
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    command = [executable, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+    command += ["--appendonly", "no", "--dir", str(folder), "--protected-mode", "yes"]
+    with (folder / "redis.log").open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=log)
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                assert process.poll() is None, (folder / "redis.log").read_text()
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "redis-server did not start in 20 s"
+                    time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -13,7 +13,16 @@ import sys
 import warnings
 
 import pytest
-from serve_support import ROOT, TOKEN, far_outside, make_root, probe_feature, rows_of
+from serve_support import (
+    ROOT,
+    TOKEN,
+    far_outside,
+    free_port,
+    make_root,
+    probe_feature,
+    redis_server,
+    rows_of,
+)
 
 with warnings.catch_warnings():  # starlette 1.x suggests httpx2; httpx is the pinned client
     warnings.simplefilter("ignore")
@@ -351,9 +360,55 @@ def test_forged_forwarded_for_counts_only_from_a_listed_proxy(root, frames, audi
         ("header_timeout_seconds", 0),
         ("max_connections", 0),
         ("explain_ranges", "yes"),
+        ("workers", 0),
+        ("workers", "many"),
+        ("workers", 2),  # with the in-memory store, each worker would allow the whole limit
+        ("rate_limit_storage", "mongodb://127.0.0.1:27017"),
+        ("rate_limit_storage", "redis://:secret@127.0.0.1:6379"),
     ],
 )
 def test_unsafe_or_broken_serve_settings_are_refused(root, setting, value):
     params = load_params(root)
     with pytest.raises(ServeConfigError, match=f"serve.{setting}"):
         create_app(root, {**params, "serve": {**params["serve"], setting: value}}, token=TOKEN)
+
+
+def test_replicas_sharing_redis_allow_one_client_the_limit_in_total(root, frames, tmp_path):
+    """Two services (as two replicas or workers: each its own limiter) sharing a real Redis
+    let one client through `rate_limit` times in total; with memory://, each lets it through
+    that often (why more than one worker needs the shared store)."""
+    params = load_params(root)
+    body = {"rows": rows_of(frames[1], 1)}
+    allowed = {}
+    with redis_server(tmp_path / "redis") as uri:
+        for store in ("memory://", uri):
+            serve = {**params["serve"], "rate_limit": "5/minute", "rate_limit_storage": store}
+            apps = [create_app(root, {**params, "serve": serve}, token=TOKEN) for _ in range(2)]
+            clients = [TestClient(app) for app in apps]
+            codes = [
+                clients[i % 2].post("/predict", json=body, headers=AUTH).status_code
+                for i in range(14)
+            ]
+            assert set(codes) == {200, 429}, codes
+            allowed[store] = codes.count(200)
+    assert allowed == {"memory://": 10, uri: 5}
+
+
+def test_a_shared_store_that_stops_answering_turns_requests_into_503(root, frames, tmp_path):
+    params = load_params(root)
+    body = {"rows": rows_of(frames[1], 1)}
+    with redis_server(tmp_path / "redis") as uri:
+        serve = {**params["serve"], "rate_limit_storage": uri}
+        client = TestClient(create_app(root, {**params, "serve": serve}, token=TOKEN))
+        assert client.post("/predict", json=body, headers=AUTH).status_code == 200
+    refused = client.post("/predict", json=body, headers=AUTH)
+    assert refused.status_code == 503 and refused.json()["error"] == "unavailable"
+    assert client.get("/health").status_code == 503
+
+
+def test_a_shared_store_that_does_not_answer_at_start_is_refused(root):
+    params = load_params(root)
+    serve = {**params["serve"], "rate_limit_storage": f"redis://127.0.0.1:{free_port()}"}
+    with pytest.raises(ServeConfigError, match="does not answer") as refused:
+        create_app(root, {**params, "serve": serve}, token=TOKEN)
+    assert "\n" not in str(refused.value)

@@ -173,3 +173,82 @@ def test_margin_comes_from_params(root, good, numeric):
     assert feature.high > edge
     assert wide.predict([{**good[0], feature.name: outside}])
     reject(narrow, [{**good[0], feature.name: outside}], feature.name, "range")
+
+
+def project_on(root, params: dict, dataset: str, model: str):
+    """A scratch project on a bundled data set with its own profile and a model trained by
+    train.fit, saved, signed and locked as the pipeline does."""
+    from serve_support import save_like_the_pipeline
+
+    from {{ cookiecutter.package_name }}.config import Paths
+    from {{ cookiecutter.package_name }}.data import load_profile, prepared_frames, write_profile
+    from {{ cookiecutter.package_name }}.train import fit
+
+    data = {**params["data"], "dataset": dataset, "raw_path": "", "target": "target", "task": ""}
+    changed = {**params, "data": data, "train": {**params["train"], "model": model}}
+    root.mkdir(parents=True)
+    (root / "params.yaml").write_text(yaml.safe_dump(changed), encoding="utf-8")
+    paths = Paths(root)
+    write_profile(paths)
+    profile = load_profile(paths)
+    train, test = prepared_frames(paths, data)
+    fitted = fit(train, changed["train"], profile)
+    save_like_the_pipeline(fitted, paths)
+    return paths, profile, fitted, test
+
+
+@pytest.mark.parametrize("model", ["logistic", "random_forest", "hist_gradient_boosting"])
+@pytest.mark.parametrize("dataset", ["breast_cancer", "mixed"])
+def test_the_fast_path_answers_exactly_as_the_model(tmp_path, params, dataset, model):
+    """Rows checked straight into the estimator's matrix give the model's own outputs, to
+    the bit, for numbers only and for booleans, categories and missing values (mixed)."""
+    import numpy as np
+
+    from {{ cookiecutter.package_name }}.data import LABEL
+
+    paths, profile, fitted, test = project_on(tmp_path / "p", params, dataset, model)
+    predictor = Predictor(paths)
+    assert predictor.fast is not None, "the fast path was not proven for the pipeline's model"
+    rows = rows_of(test, len(test), profile)
+    features = test.drop(columns=[LABEL])[predictor.columns]
+    # the same batches on both sides (BLAS may round a 50-row product unlike a 114-row one)
+    for size in (1, 50):
+        for start in range(0, len(rows) if size > 1 else 10, size):
+            got = predictor.raw(rows[start : start + size])
+            own = fitted.predict_proba(features.iloc[start : start + size])
+            assert np.array_equal(got, own), (size, start)
+
+
+def test_a_preprocessing_the_fast_path_would_get_wrong_is_not_used(tmp_path, frames, params):
+    """The probe rows catch a replay that differs from the model (here a scaler that does
+    not centre), and one the fast path cannot replay: both answer through the whole model."""
+    import numpy as np
+    from serve_support import save_like_the_pipeline
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    from {{ cookiecutter.package_name }}.data import LABEL
+
+    root = make_root(tmp_path / "p", frames[0], params)
+    features = frames[0].drop(columns=[LABEL])
+    numbers = list(features.select_dtypes("number").columns)
+    if len(numbers) != features.shape[1]:
+        pytest.skip("the profile has non-numeric features")
+    regression = Predictor(root).task == "regression"
+    for scaler in (StandardScaler(with_mean=False), MinMaxScaler()):
+        steps = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", scaler)])
+        model = Pipeline(
+            [
+                ("prepare", ColumnTransformer([("numeric", steps, numbers)])),
+                ("model", Ridge() if regression else LogisticRegression(max_iter=500)),
+            ]
+        ).fit(features, frames[0][LABEL])
+        save_like_the_pipeline(model, root)
+        predictor = Predictor(root)
+        assert predictor.fast is None, type(scaler).__name__
+        rows = rows_of(frames[1], 5)
+        method = model.predict if regression else model.predict_proba
+        assert np.array_equal(predictor.raw(rows), method(frames[1].drop(columns=[LABEL]).head(5)))

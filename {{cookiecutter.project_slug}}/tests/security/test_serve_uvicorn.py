@@ -3,7 +3,9 @@
 Attacks that only exist on a real server run here: forged X-Forwarded-For from a local
 client, a flood of connections that never finish their headers, a body trickled in byte by
 byte, garbage on the wire (whose warning must still be a JSON line), and a model the
-integrity checks refuse (the service must not start)."""
+integrity checks refuse (the service must not start). Two worker processes share a real
+redis-server for the rate limit; workers without a shared store, or a store that does not
+answer, keep the service from starting."""
 
 from __future__ import annotations
 
@@ -14,17 +16,21 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 
 import httpx
 import pytest
+import yaml
 from serve_support import (
     ROOT,
     TOKEN,
     far_outside,
+    free_port,
     make_root,
     other_model,
     probe_feature,
+    redis_server,
     rows_of,
     save_like_the_pipeline,
 )
@@ -32,12 +38,6 @@ from serve_support import (
 from {{ cookiecutter.package_name }} import signing
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def service_env(root) -> dict[str, str]:
@@ -62,14 +62,14 @@ def running_service(target, frames, params, **serve):
             serve_command(port), cwd=ROOT, env=service_env(root), stdout=log, stderr=log
         )
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120
             while True:
                 assert process.poll() is None, log_path.read_text()
                 try:  # a TCP connect, not a request: no request may use up the rate limit
                     socket.create_connection(("127.0.0.1", port), timeout=1).close()
                     break
                 except OSError:
-                    assert time.monotonic() < deadline, "server did not start in 60 s"
+                    assert time.monotonic() < deadline, "server did not start in 120 s"
                     time.sleep(0.2)
             yield f"http://127.0.0.1:{port}", port, log_path
         finally:
@@ -298,8 +298,88 @@ def test_the_service_refuses_to_start_on_a_model_it_cannot_trust(
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,  # a bound, not a speed test: loaded CI machines are slow
     )
     assert done.returncode == 2, done.stdout + done.stderr
     assert expected in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def worker_processes(port: int) -> int:
+    """How many worker processes (multiprocessing spawn children, not its resource tracker)
+    the service listening on `port` runs (Linux /proc)."""
+    from pathlib import Path
+
+    parents, workers = set(), []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = cmdline.read_bytes()
+            status = (cmdline.parent / "status").read_text()
+        except OSError:
+            continue
+        words = command.split(b"\0")
+        if b"serve" in words and str(port).encode() in words:
+            parents.add(cmdline.parent.name)
+        if b"spawn_main" in command:
+            ppid = next(line.split()[1] for line in status.splitlines() if line[:5] == "PPid:")
+            workers.append(ppid)
+    return sum(workers.count(pid) for pid in parents)
+
+
+def test_two_workers_sharing_redis_allow_one_client_the_limit_in_total(start, frames, tmp_path):
+    """Requests on new connections (any worker may take one) in rounds until both workers
+    have answered: one client gets `rate_limit` answers in total, whichever worker it hits."""
+    import redis
+
+    if not os.path.isdir("/proc"):
+        pytest.skip("counting worker processes reads /proc (Linux)")
+    body = {"rows": rows_of(frames[1], 1)}
+    with redis_server(tmp_path / "redis") as uri:
+        url, port, log = start(workers=2, rate_limit_storage=uri, rate_limit="8/minute")
+        store = redis.Redis.from_url(uri)
+        # each process that built the app holds a connection: the parent, then both workers
+        # (each imports scikit-learn and verifies the model: slow on a loaded machine)
+        deadline = time.monotonic() + 300
+        while len(store.client_list()) < 4:
+            assert time.monotonic() < deadline, f"the workers did not start: {log.read_text()}"
+            time.sleep(0.2)
+        assert worker_processes(port) == 2, log.read_text()
+
+        def call(_):
+            with httpx.Client(timeout=60) as client:  # a new connection: any worker may take it
+                return client.post(f"{url}/predict", json=body, headers=AUTH).status_code
+
+        codes: list[int] = []
+        for _ in range(6):
+            with ThreadPoolExecutor(8) as pool:
+                codes += pool.map(call, range(8))
+            wait_for(log, '"status": 429', 5)
+            workers = {r["worker"] for r in audit_records(log) if r.get("path") == "/predict"}
+            if len(workers) == 2:
+                break
+        assert len(workers) == 2, f"one worker took every connection: {workers}"
+        assert codes.count(200) == 8 and codes.count(429) == len(codes) - 8, codes
+
+
+def test_workers_without_a_shared_store_or_with_a_silent_one_do_not_start(tmp_path, frames, params):
+    root = make_root(tmp_path / "served", frames[0], params)
+    for serve, expected in (
+        ({"workers": 2}, "serve.rate_limit_storage: redis://"),
+        (
+            {"workers": 2, "rate_limit_storage": f"redis://127.0.0.1:{free_port()}"},
+            "does not answer",
+        ),
+    ):
+        changed = {**params, "serve": {**params["serve"], **serve}}
+        root.params.write_text(yaml.safe_dump(changed), encoding="utf-8")
+        done = subprocess.run(
+            serve_command(free_port()),
+            cwd=ROOT,
+            env=service_env(root),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert expected in done.stderr and "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr

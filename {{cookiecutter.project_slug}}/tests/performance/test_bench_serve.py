@@ -1,0 +1,70 @@
+"""Performance tests: a smoke-sized run of `make bench-serve` (benchmarks/serve.py).
+
+The full benchmark (5 s per case, batches of 1 and 100 rows, 1 and 8 connections) is a
+measurement, not a test: its table is in benchmarks/RESULTS.md. Here the same script runs
+for a fraction of a second per case on a scratch project with a freshly trained, signed
+model, so a change that breaks the guarded service under load (errors, a server that does
+not start) or the benchmark itself is caught by `make test`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "security"))
+
+
+def scratch_project(tmp_path, frames, params):
+    from serve_support import make_root, rows_of
+
+    paths = make_root(tmp_path / "project", frames[0], params)
+    (paths.root / "reports").mkdir(exist_ok=True)
+    example = {"rows": rows_of(frames[1], 3)}
+    (paths.root / "reports" / "example-request.json").write_text(json.dumps(example))
+    return paths.root
+
+
+def bench(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(ROOT / "benchmarks" / "serve.py"), *args]
+    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
+
+
+def test_the_serve_benchmark_runs_and_writes_its_own_section(tmp_path, frames, params):
+    project = scratch_project(tmp_path, frames, params)
+    output = tmp_path / "RESULTS.md"
+    kept = "<!-- bench-scale:begin -->\nthe scale table\n<!-- bench-scale:end -->\n"
+    output.write_text(kept, encoding="utf-8")
+    done = bench(
+        "--project", str(project), "--seconds", "0.5", "--batches", "1,3",
+        "--connections", "1,2", "--client", "python", "--workers", "1", "--output", str(output),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    text = output.read_text(encoding="utf-8")
+    assert text.startswith(kept), "the bench-scale section must be kept"
+    assert "Machine:" in text and "Command:" in text and "Load generator: python" in text
+    rows = [line.split("|") for line in text.splitlines() if line.startswith("| guarded")]
+    rows += [line.split("|") for line in text.splitlines() if line.startswith("| bare")]
+    assert len(rows) == 8, text
+    assert all(cells[-2].strip() == "0" for cells in rows), "requests failed under load"
+    assert all(float(cells[4].replace(",", "")) > 0 for cells in rows)
+    assert "fast path on" in text and text.count(": met") + text.count(": MISSED") == 4
+    again = bench(
+        "--project", str(project), "--seconds", "0.2", "--batches", "1",
+        "--connections", "1", "--client", "python", "--workers", "1", "--output", str(output),
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-2000:]
+    text = output.read_text(encoding="utf-8")
+    assert text.count("<!-- bench-serve:begin -->") == 1 and text.startswith(kept)
+
+
+def test_bad_arguments_are_refused_with_one_line(tmp_path):
+    output = tmp_path / "r.md"
+    for args in (["--connections", "eight"], ["--batches", "0"], ["--workers", "0"]):
+        done = bench(*args, "--output", str(output))
+        assert done.returncode == 2, done
+        assert args[0] in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not output.exists()
