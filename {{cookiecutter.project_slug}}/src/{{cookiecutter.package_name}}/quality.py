@@ -266,8 +266,12 @@ def reference_stats(
     return result
 
 
-NOISE_FRACTIONS = (0.8, 0.5, 0.2)  # subsample sizes at which the reference's noise is measured
-NOISE_REPEATS = 4
+NOISE_FRACTIONS = (
+    0.8,
+    0.2,
+)  # subsample sizes at which the reference's noise is measured (the splits)
+NOISE_REPEATS = 3
+NOISE_MAX_ROWS = 50_000  # larger subsamples are not measured (interpolation clamps to the full)
 
 
 def _noise_by_rows(frame: pd.DataFrame, target: str, profile: dict[str, Any]) -> list[list]:
@@ -280,6 +284,8 @@ def _noise_by_rows(frame: pd.DataFrame, target: str, profile: dict[str, Any]) ->
         rows = int(len(frame) * fraction)
         if rows < 20:
             break
+        if rows > NOISE_MAX_ROWS:  # fits are capped at label_noise_fit_rows: the share is flat
+            continue
         shares = [
             _label_issue_share(
                 frame.iloc[np.sort(rng.choice(len(frame), rows, replace=False))].reset_index(
@@ -811,8 +817,9 @@ def trigger_labels(
     out-of-fold model contradicts. Per feature and exact value: k of its c rows are label
     issues; under no attack k ~ Binomial(c, q), q the issue share of the other rows (plus
     one, at least 1/rows; a value on more than half of the rows: the split's share). The
-    chance is multiplied by the (feature, value) pairs the issue rows could have formed
-    (Bonferroni: features x issue rows); below trigger_p the value is a trigger. A common
+    chance is multiplied by the (feature, value) pairs the issue rows could have formed with
+    trigger_min_rows each (Bonferroni: features x issue rows / trigger_min_rows); below
+    trigger_p the value is a trigger. A common
     value needs many issues, a value carried almost only by contradicted rows a few."""
     from scipy.special import bdtrc  # P(K > k) of a binomial
 
@@ -825,7 +832,7 @@ def trigger_labels(
         return
     n = len(frame)
     names = _features_present(frame, profile)
-    tests = max(len(names) * total, 1)
+    tests = max(len(names) * (total // least), 1)  # values that can hold `least` issue rows
     where = np.flatnonzero(issues)
     worst = 1.0
     for name in names:
