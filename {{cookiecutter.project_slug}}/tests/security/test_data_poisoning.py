@@ -311,15 +311,7 @@ def named_rows(report, column) -> set:
     return {r["row"] for r in report["rejected_rows"] if r["column"] == column}
 
 
-@pytest.mark.parametrize("kind", ["rare", "common", "bin-edge"])
-@pytest.mark.parametrize("share", [0.01, 0.02])
-def test_a_backdoor_on_one_or_two_percent_of_rows_is_rejected(
-    classification, frames, profile, params, kind, share
-):
-    """The hidden-set backdoor: one feature set to an exact value (new, the most common one,
-    or a bin edge) on 1-2% of the rows, taken from one class and labelled as another. Too few
-    rows for a frequency spike: the rows carrying the value are mostly ones an out-of-fold
-    model contradicts, which chance explains with a probability far below trigger_p."""
+def backdoor_case(classification, frames, profile, params, kind, share):
     train = frames[0]
     if not trigger_floor(params, len(train), share):
         pytest.skip(f"{share:.0%} of {len(train)} rows is below validate.trigger_min_rows")
@@ -332,6 +324,29 @@ def test_a_backdoor_on_one_or_two_percent_of_rows_is_rejected(
     assert not report["passed"], report["trigger_min_p"]
     assert any("backdoor trigger" in p for p in report["problems"]), report["problems"]
     assert len(named_rows(report, feature) & victims) >= len(victims) // 2
+
+
+@pytest.mark.parametrize("kind", ["rare", "common", "bin-edge"])
+@pytest.mark.parametrize("share", [0.02, 0.03])
+def test_a_backdoor_on_two_or_three_percent_of_rows_is_rejected(
+    classification, frames, profile, params, kind, share
+):
+    """The hidden-set backdoor: one feature set to an exact value (new, the most common one,
+    or a bin edge) on 2-3% of the rows, taken from one class and labelled as another. Too few
+    rows for a frequency spike: the rows carrying the value are mostly ones an out-of-fold
+    model contradicts, which chance explains with a probability far below trigger_p."""
+    backdoor_case(classification, frames, profile, params, kind, share)
+
+
+@pytest.mark.parametrize("kind", ["rare", "common", "bin-edge"])
+def test_a_backdoor_on_one_percent_of_the_default_data_is_rejected(
+    classification, frames, profile, params, kind
+):
+    """1% of the rows (5 of breast_cancer's 455): the floor docs/data-card.md states for the
+    default data; other tables need more rows (mixed: 2%, wine: 3-5%)."""
+    if "mean_symmetry" not in profile["features"]:
+        pytest.skip("the 1% floor is stated for the default data (breast_cancer) only")
+    backdoor_case(classification, frames, profile, params, kind, 0.01)
 
 
 def test_a_joint_trigger_on_two_features_is_rejected(classification, frames, profile, params):
@@ -362,6 +377,11 @@ def test_a_rare_category_as_trigger_is_rejected(classification, frames, profile,
         pytest.skip(f"2% of {len(train)} rows is below validate.trigger_min_rows")
     categories = profile["features"][names[0]]["categories"]
     rarest = min(categories, key=categories.get)
+    if categories[rarest] > 0.05:
+        pytest.skip(
+            f"{names[0]}'s rarest category {rarest!r} holds {categories[rarest]:.0%} of the "
+            "reference: a common category carries no trigger 2% of rows can show"
+        )
     poisoned, victims = backdoor(train, names[0], 0.0, 0.02, profile)
     poisoned[names[0]] = poisoned[names[0]].astype(object)
     poisoned.loc[list(victims), names[0]] = rarest
