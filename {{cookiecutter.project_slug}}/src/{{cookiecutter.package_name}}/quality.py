@@ -266,10 +266,7 @@ def reference_stats(
     return result
 
 
-NOISE_FRACTIONS = (
-    0.8,
-    0.2,
-)  # subsample sizes at which the reference's noise is measured (the splits)
+NOISE_FRACTIONS = (0.8, 0.2)  # subsample sizes of the reference's noise curve (the splits)
 NOISE_REPEATS = 3
 NOISE_MAX_ROWS = 50_000  # larger subsamples are not measured (interpolation clamps to the full)
 
