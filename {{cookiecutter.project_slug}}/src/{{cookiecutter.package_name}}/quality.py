@@ -47,11 +47,15 @@ DEFAULTS: dict[str, Any] = {
     "duplicate_decimals": 4,
     "near_duplicate_distance": 0.02,
     "near_duplicate_max_pairs": 50_000_000,
-    "max_label_noise_share": 0.01,
-    "label_noise_z": 3.0,
-    "label_noise_min_rows": 5,
+    "max_label_noise_share": 0.005,
+    "label_noise_p": 0.001,
+    "label_noise_min_expected": 0.5,
+    "label_noise_min_rows": 4,
     "label_noise_folds": 3,
     "label_noise_fit_rows": 10_000,
+    "trigger_p": 0.001,
+    "trigger_min_rows": 3,
+    "residual_z": 2.5,
     "max_value_spike_share": 0.005,
     "value_spike_p": 1e-4,
     "value_spike_label_p": 0.05,
@@ -250,6 +254,7 @@ def reference_stats(
         result["label_noise_share"] = round(
             _label_issue_share(frame, target, profile, DEFAULTS)[0], 6
         )
+        result["label_noise_by_rows"] = _noise_by_rows(frame, target, profile)
         # How often clean rows have an equal or near row of another label (low-dimensional
         # or overlapping classes have some): the duplicate checks allow that much.
         found = Found(0)
@@ -259,6 +264,51 @@ def reference_stats(
         near = found.metrics.get("conflicting_near_duplicates") or 0
         result["near_duplicate_share"] = round(near / max(len(frame), 1), 6)
     return result
+
+
+NOISE_FRACTIONS = (0.8, 0.2)  # subsample sizes of the reference's noise curve (the splits)
+NOISE_REPEATS = 3
+NOISE_MAX_ROWS = 50_000  # larger subsamples are not measured (interpolation clamps to the full)
+
+
+def _noise_by_rows(frame: pd.DataFrame, target: str, profile: dict[str, Any]) -> list[list]:
+    """The reference's label-issue share measured on seeded subsamples of split-like sizes:
+    an out-of-fold model fitted on fewer rows contradicts more clean labels, so a split is
+    compared with the reference at its own size. [[rows, mean share], ...], largest first."""
+    curve = [[len(frame), float(_label_issue_share(frame, target, profile, DEFAULTS)[0])]]
+    rng = np.random.default_rng(0)
+    for fraction in NOISE_FRACTIONS:
+        rows = int(len(frame) * fraction)
+        if rows < 20:
+            break
+        if rows > NOISE_MAX_ROWS:  # fits are capped at label_noise_fit_rows: the share is flat
+            continue
+        shares = [
+            _label_issue_share(
+                frame.iloc[np.sort(rng.choice(len(frame), rows, replace=False))].reset_index(
+                    drop=True
+                ),
+                target,
+                profile,
+                DEFAULTS,
+            )[0]
+            for _ in range(NOISE_REPEATS)
+        ]
+        curve.append([rows, float(np.mean(shares))])
+    return [[rows, round(share, 6)] for rows, share in curve]
+
+
+def expected_noise_share(dist: dict[str, Any], rows: int) -> float:
+    """The reference's label-issue share at `rows` rows: interpolated in log(rows) on its
+    subsample curve (clamped at its ends); without a curve, the full reference's share scaled
+    by the reference's rows over `rows` (a pessimistic guess for an older profile)."""
+    curve = sorted(dist.get("label_noise_by_rows") or [], key=lambda point: point[0])
+    if not curve:
+        baseline = float(dist.get("label_noise_share") or 0.0)
+        return baseline * max(float(dist.get("rows") or rows) / max(rows, 1), 1.0)
+    sizes = np.log([max(float(point[0]), 1.0) for point in curve])
+    shares = [float(point[1]) for point in curve]
+    return float(np.interp(math.log(max(rows, 1)), sizes, shares))
 
 
 def stats_range(frame: pd.DataFrame, target: str) -> dict[str, tuple[float, float]]:
@@ -687,17 +737,29 @@ def label_noise(
     share, issues = _label_issue_share(frame, target, profile, settings)
     found.label_issues = issues
     found.metrics["label_noise_share"] = round(share, 6)
-    baseline = float((profile.get("distributions") or {}).get("label_noise_share") or 0.0)
-    spread = float(settings["label_noise_z"]) * math.sqrt(baseline * (1 - baseline) / len(frame))
-    limit = round(baseline + max(float(settings["max_label_noise_share"]), spread), 6)
+    dist = profile.get("distributions") or {}
+    n = len(frame)
+    # Under no attack the count of label issues is about Poisson with the reference's count
+    # at this split's size (at least label_noise_min_expected); refuse a count whose chance
+    # is below label_noise_p (and that exceeds the expected share by max_label_noise_share).
+    baseline = expected_noise_share(dist, n)
+    expected = max(baseline * n, float(settings["label_noise_min_expected"]))
+    count = int(issues.sum())
+    tail = float(_poisson_tail(np.array([count]), np.array([expected]))[0]) if count else 1.0
+    least = int(settings["label_noise_min_rows"])
+    while _poisson_tail(np.array([least]), np.array([expected]))[0] >= settings["label_noise_p"]:
+        least += 1
+    least = max(least, math.ceil((baseline + float(settings["max_label_noise_share"])) * n))
+    limit = round(least / max(n, 1), 6)
     found.metrics["label_noise_limit"] = limit
-    if share <= limit or int(issues.sum()) < int(settings["label_noise_min_rows"]):
+    found.metrics["label_noise_p"] = float(f"{tail:.3g}")
+    if count < least:
         return
     where = np.flatnonzero(issues)
     found.problems.append(
         f"{len(where)} row(s) ({share:.3f}) carry a label that an out-of-fold model confidently "
-        f"contradicts (limit {limit}: the reference's {baseline:.3f} plus the allowed "
-        "excess): flipped labels?"
+        f"contradicts (limit {limit}: the reference has {baseline:.3f} at {n} rows, chance "
+        f"{tail:.1e}): flipped labels?"
     )
     found.reject(
         frame.index,
@@ -706,6 +768,102 @@ def label_noise(
         "label disagrees with a confident out-of-fold prediction (confident learning)",
         frame[target].to_numpy()[where],
     )
+
+
+def residual_outliers(
+    frame: pd.DataFrame,
+    target: str,
+    profile: dict[str, Any],
+    settings: dict[str, Any],
+    found: Found,
+) -> None:
+    """Regression's counterpart of label issues: rows whose target is more than `residual_z`
+    robust standard deviations from an out-of-fold ridge prediction (closed form, d x d)."""
+    values = numeric(frame[target])
+    known = ~np.isnan(values)
+    if known.sum() < 20:
+        return
+    x = np.hstack([design_matrix(frame, profile), np.ones((len(frame), 1))])
+    folds = max(2, int(settings["label_noise_folds"]))
+    rng = np.random.default_rng(int(settings["seed"]))
+    fold = rng.permutation(len(frame)) % folds
+    predicted = np.full(len(frame), np.nan)
+    penalty = np.eye(x.shape[1])
+    penalty[-1, -1] = 0.0
+    limit = int(settings["label_noise_fit_rows"])
+    for f in range(folds):
+        fit_rows = np.flatnonzero((fold != f) & known)
+        if len(fit_rows) > limit:
+            fit_rows = np.sort(rng.choice(fit_rows, limit, replace=False))
+        a = x[fit_rows]
+        weights = np.linalg.solve(a.T @ a + penalty, a.T @ values[fit_rows])
+        held = fold == f
+        predicted[held] = x[held] @ weights
+    residual = values - predicted
+    centre = np.nanmedian(residual)
+    scale = 1.4826 * float(np.nanmedian(np.abs(residual - centre))) or 1.0
+    outlying = np.abs(residual - centre) > float(settings["residual_z"]) * scale
+    found.label_issues = outlying & known
+    found.metrics["residual_outlier_share"] = round(float(found.label_issues.mean()), 6)
+
+
+def trigger_labels(
+    frame: pd.DataFrame, profile: dict[str, Any], settings: dict[str, Any], found: Found
+) -> None:
+    """A backdoor's rows share one exact value and carry labels (targets) that an
+    out-of-fold model contradicts. Per feature and exact value: k of its c rows are label
+    issues; under no attack k ~ Binomial(c, q), q the issue share of the other rows (plus
+    one, at least 1/rows; a value on more than half of the rows: the split's share). The
+    chance is multiplied by the (feature, value) pairs the issue rows could have formed with
+    trigger_min_rows each (Bonferroni: features x issue rows / trigger_min_rows); below
+    trigger_p the value is a trigger. A common
+    value needs many issues, a value carried almost only by contradicted rows a few."""
+    from scipy.special import bdtrc  # P(K > k) of a binomial
+
+    issues = found.label_issues
+    if issues is None or not len(frame):
+        return
+    total = int(issues.sum())
+    least = int(settings["trigger_min_rows"])
+    if total < least:
+        return
+    n = len(frame)
+    names = _features_present(frame, profile)
+    tests = max(len(names) * (total // least), 1)  # values that can hold `least` issue rows
+    where = np.flatnonzero(issues)
+    worst = 1.0
+    for name in names:
+        categorical = is_categorical(profile["features"][name], frame[name])
+        keys = as_text(frame[name]) if categorical else pd.Series(numeric(frame[name]))
+        at_issues = keys.iloc[where].value_counts(dropna=True)
+        at_issues = at_issues[at_issues >= least]
+        if at_issues.empty:
+            continue
+        counts = keys[keys.isin(at_issues.index)].value_counts(dropna=True)
+        k = at_issues.to_numpy().astype(float)
+        c = counts.reindex(at_issues.index).to_numpy().astype(float)
+        others = (total - k + 1) / (n - c + 1)
+        q = np.maximum(np.where(c <= n / 2, others, total / n), 1.0 / n)
+        chance = np.minimum(bdtrc(k - 1, c, q) * tests, 1.0)
+        worst = min(worst, float(chance.min()))
+        for value, rows, hits, p in zip(at_issues.index, c, k, chance, strict=True):
+            if p >= settings["trigger_p"]:
+                continue
+            mask = (keys == value).to_numpy()
+            found.problems.append(
+                f"{name} = {value_key(value)}: {int(hits)} of its {int(rows)} row(s) carry labels "
+                f"an out-of-fold model contradicts (chance {p:.1e} over {tests} value tests, "
+                f"limit {settings['trigger_p']}): a backdoor trigger?"
+            )
+            found.reject(
+                frame.index,
+                np.flatnonzero(mask & issues),
+                name,
+                f"backdoor trigger: {int(hits)} of {int(rows)} rows with this value carry "
+                "contradicted labels",
+                value_key(value),
+            )
+    found.metrics["trigger_min_p"] = float(f"{worst:.3g}")
 
 
 # --- poisoning beyond ranges ------------------------------------------------------------------
@@ -932,7 +1090,10 @@ def check_frame(
         conflicting = conflicting_duplicates(frame, target, profile, settings, found)
         near_duplicates(frame, target, profile, settings, found, conflicting)
         label_noise(frame, target, profile, settings, found)
+    elif target in frame.columns:
+        residual_outliers(frame, target, profile, settings, found)
     value_spikes(frame, profile, settings, found)
+    trigger_labels(frame, profile, settings, found)
     outside_reference(frame, profile, settings, found)
     distribution_shift(frame, target, profile, settings, found)
     return found.rows, found.count, found.problems, found.metrics

@@ -146,7 +146,7 @@ def test_five_percent_of_labels_flipped_on_the_training_split_alone_are_rejected
     train.loc[victims, LABEL] = flip(train.loc[victims, LABEL], profile)
     report = check(train, profile, params)
     assert not report["passed"], report["label_noise_share"]
-    assert report["label_noise_share"] > report["label_noise_limit"]
+    assert report["label_noise_share"] >= report["label_noise_limit"]
     assert len(rejected(report, "label disagrees") & set(victims)) >= len(victims) // 2
 
 
@@ -284,6 +284,151 @@ def test_a_feature_squeezed_inside_its_range_is_rejected_as_distribution_shift(
     entry = next(r for r in report["rejected_rows"] if r["rule"].startswith("distribution shift"))
     assert entry["column"] == feature and entry["row"] is None
     assert report["psi"][feature] > params["validate"]["max_psi"]
+
+
+TRIGGER_FLOOR_ROWS = 8  # planted rows per split that docs/data-card.md promises on any table
+
+
+def trigger_floor(params, rows: int, share: float, floor: int = TRIGGER_FLOOR_ROWS) -> bool:
+    """Whether `share` of `rows` planted rows reaches the documented floor of the trigger
+    check (docs/data-card.md: about 8 planted rows in a split on any table; the default
+    data's 5, its 1%; never fewer than validate.trigger_min_rows)."""
+    return round(share * rows) >= max(floor, params["validate"]["trigger_min_rows"])
+
+
+def trigger_values(profile, feature: str) -> dict[str, float]:
+    """Trigger values of the hidden-style variants: rare in the reference (a new exact value
+    inside the range), the reference's most common value, a reference bin edge."""
+    entry = profile["features"][feature]
+    dist = profile["distributions"]["features"][feature]
+    low, high = entry["min"], entry["max"]
+    values = {
+        "rare": trigger_value(profile, feature, round(low + 0.613 * (high - low), 4)),
+        "bin-edge": trigger_value(profile, feature, dist["edges"][len(dist["edges"]) // 2]),
+    }
+    if dist["top_values"]:
+        values["common"] = float(dist["top_values"][0][0])
+    return values
+
+
+def named_rows(report, column) -> set:
+    return {r["row"] for r in report["rejected_rows"] if r["column"] == column}
+
+
+def backdoor_case(classification, frames, profile, params, kind, share, floor=TRIGGER_FLOOR_ROWS):
+    train = frames[0]
+    if not trigger_floor(params, len(train), share, floor):
+        pytest.skip(f"{share:.0%} of {len(train)} rows is below validate.trigger_min_rows")
+    feature = trigger_feature(profile)
+    values = trigger_values(profile, feature)
+    if kind not in values:
+        pytest.skip(f"{feature} has no repeated value in the reference")
+    poisoned, victims = backdoor(train, feature, values[kind], share, profile, seed=7)
+    report = check(poisoned, profile, params)
+    assert not report["passed"], report["trigger_min_p"]
+    assert any("backdoor trigger" in p for p in report["problems"]), report["problems"]
+    assert len(named_rows(report, feature) & victims) >= len(victims) // 2
+
+
+@pytest.mark.parametrize("kind", ["rare", "common", "bin-edge"])
+@pytest.mark.parametrize("share", [0.02, 0.03])
+def test_a_backdoor_on_two_or_three_percent_of_rows_is_rejected(
+    classification, frames, profile, params, kind, share
+):
+    """The hidden-set backdoor: one feature set to an exact value (new, the most common one,
+    or a bin edge) on 2-3% of the rows, taken from one class and labelled as another. Too few
+    rows for a frequency spike: the rows carrying the value are mostly ones an out-of-fold
+    model contradicts, which chance explains with a probability far below trigger_p."""
+    backdoor_case(classification, frames, profile, params, kind, share)
+
+
+@pytest.mark.parametrize("kind", ["rare", "common", "bin-edge"])
+def test_a_backdoor_on_one_percent_of_the_default_data_is_rejected(
+    classification, frames, profile, params, kind
+):
+    """1% of the rows (5 of breast_cancer's 455): the floor docs/data-card.md states for the
+    default data; other tables need more rows (mixed: 2%, wine: 3-5%)."""
+    if "mean_symmetry" not in profile["features"]:
+        pytest.skip("the 1% floor is stated for the default data (breast_cancer) only")
+    backdoor_case(classification, frames, profile, params, kind, 0.01, floor=5)
+
+
+def test_a_joint_trigger_on_two_features_is_rejected(classification, frames, profile, params):
+    """Two features set together to exact values on 2% of the rows."""
+    train = frames[0]
+    if not trigger_floor(params, len(train), 0.02):
+        pytest.skip(f"2% of {len(train)} rows is below validate.trigger_min_rows")
+    first = trigger_feature(profile)
+    second = next(n for n in reversed(numeric_features(profile)) if n != first)
+    poisoned, victims = backdoor(
+        train, first, trigger_values(profile, first)["rare"], 0.02, profile
+    )
+    poisoned.loc[list(victims), second] = trigger_values(profile, second)["rare"]
+    report = check(poisoned, profile, params)
+    assert not report["passed"]
+    assert (
+        len((named_rows(report, first) | named_rows(report, second)) & victims) >= len(victims) // 2
+    )
+
+
+def test_a_rare_category_as_trigger_is_rejected(classification, frames, profile, params):
+    """Mixed-type data: the rarest category of a categorical feature on 2% of the rows."""
+    names = [n for n, e in profile["features"].items() if e["type"] == "categorical"]
+    if not names:
+        pytest.skip("the profile has no categorical feature")
+    train = frames[0]
+    if not trigger_floor(params, len(train), 0.02):
+        pytest.skip(f"2% of {len(train)} rows is below validate.trigger_min_rows")
+    categories = profile["features"][names[0]]["categories"]
+    rarest = min(categories, key=categories.get)
+    if categories[rarest] > 0.05:
+        pytest.skip(
+            f"{names[0]}'s rarest category {rarest!r} holds {categories[rarest]:.0%} of the "
+            "reference: a common category carries no trigger 2% of rows can show"
+        )
+    poisoned, victims = backdoor(train, names[0], 0.0, 0.02, profile)
+    poisoned[names[0]] = poisoned[names[0]].astype(object)
+    poisoned.loc[list(victims), names[0]] = rarest
+    report = check(poisoned, profile, params)
+    assert not report["passed"], report["problems"]
+    assert len(named_rows(report, names[0]) & victims) >= len(victims) // 2
+
+
+def test_a_regression_backdoor_with_shifted_targets_is_rejected(task, frames, profile, params):
+    """Regression: an exact trigger value on 2% of low-target rows whose target is set to the
+    top 5% (target shifts instead of label flips); the targets contradict an out-of-fold ridge."""
+    if task != "regression":
+        pytest.skip("the target-shift backdoor is the regression variant")
+    train = frames[0]
+    feature = trigger_feature(profile)
+    low = train[train[LABEL] <= train[LABEL].quantile(0.4)]
+    victims = low.sample(max(round(0.02 * len(train)), 3), random_state=3).index
+    poisoned = train.copy()
+    poisoned.loc[victims, feature] = trigger_values(profile, feature)["rare"]
+    poisoned.loc[victims, LABEL] = float(train[LABEL].quantile(0.95))
+    report = check(poisoned, profile, params)
+    assert not report["passed"], report["problems"]
+    assert len(named_rows(report, feature) & set(victims)) >= len(victims) // 2
+
+
+@pytest.mark.parametrize("mode", ["random", "one-class"])
+def test_three_percent_of_labels_flipped_on_the_training_split_alone_are_rejected(
+    classification, frames, profile, params, mode
+):
+    """Label flips in the training split only (the test split stays clean): 3% of the rows,
+    at random or all taken from one class; the limit is the reference's own issue share at
+    this split's size (make profile measures it on subsamples) and a Poisson tail."""
+    train = frames[0].copy()
+    flips = round(0.03 * len(train))
+    if flips < params["validate"]["label_noise_min_rows"] + 2:
+        pytest.skip(f"3% of {len(train)} rows is below the label-noise floor (docs/data-card.md)")
+    pool = train if mode == "random" else train[train[LABEL] == train[LABEL].mode()[0]]
+    victims = pool.sample(flips, random_state=11).index
+    train.loc[victims, LABEL] = flip(train.loc[victims, LABEL], profile)
+    report = check(train, profile, params)
+    assert not report["passed"], (report["label_noise_share"], report["label_noise_limit"])
+    assert report["label_noise_share"] >= report["label_noise_limit"]
+    assert check(frames[1], profile, params)["passed"], "the clean test split still passes"
 
 
 def make_root(target: Path, train: pd.DataFrame, test: pd.DataFrame, params: dict) -> Paths:

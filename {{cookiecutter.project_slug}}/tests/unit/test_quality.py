@@ -96,6 +96,79 @@ def test_regression_target_shift_is_caught_and_a_clean_half_passes():
     assert metrics["psi"]["target"] > 0.2
 
 
+def test_a_backdoor_on_one_percent_of_rows_is_named_by_the_contradicted_labels_it_shares():
+    """Ten rows (1%) of one class get a new exact `size` and another label: too few for a
+    frequency spike, but nearly all rows carrying that value are contradicted out of fold."""
+    frame = mixed()
+    profile = profile_of(frame, "multiclass")
+    part, other = halves(frame)
+    assert quality.check_frame(other, "target", None, profile, {})[2] == []
+    victims = part[part["target"] == "no"].sample(10, random_state=4).index
+    part.loc[victims, "size"] = 61.2345
+    part.loc[victims, "target"] = "yes"
+    rows, _, problems, metrics = quality.check_frame(part, "target", None, profile, {})
+    assert any(p.startswith("size = 61.2345") and "backdoor" in p for p in problems), problems
+    named = {r["row"] for r in rows if r["column"] == "size"}
+    assert len(named & set(victims)) >= 8
+
+
+def test_a_regression_backdoor_is_named_by_its_out_of_fold_residuals():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2000, 4))
+    frame = pd.DataFrame(x, columns=list("abcd")).assign(
+        target=x @ [1.0, 2.0, 0.5, 0.0] + rng.normal(0, 0.3, 2000)
+    )
+    profile = profile_of(frame, "regression")
+    first, _ = halves(frame)
+    assert quality.check_frame(first, "target", None, profile, {})[2] == []
+    victims = first.sample(10, random_state=6).index  # 1% of the rows
+    first.loc[victims, "d"] = 0.4321
+    first.loc[victims, "target"] = first.loc[victims, "target"] + 3.0
+    rows, _, problems, metrics = quality.check_frame(first, "target", None, profile, {})
+    assert any(p.startswith("d = 0.4321") for p in problems), problems
+    assert metrics["residual_outlier_share"] > 0
+    assert set(victims) <= {r["row"] for r in rows if r["column"] == "d"}
+
+
+def test_the_label_noise_limit_follows_the_reference_curve_at_the_split_size():
+    dist = {"rows": 1000, "label_noise_by_rows": [[1000, 0.002], [500, 0.004], [100, 0.02]]}
+    assert quality.expected_noise_share(dist, 1000) == pytest.approx(0.002)
+    assert quality.expected_noise_share(dist, 5000) == pytest.approx(0.002)  # clamped
+    assert quality.expected_noise_share(dist, 50) == pytest.approx(0.02)
+    assert 0.004 < quality.expected_noise_share(dist, 300) < 0.02
+    # an older profile without the curve: the full share scaled up for a smaller split
+    assert quality.expected_noise_share({"rows": 1000, "label_noise_share": 0.002}, 500) == (
+        pytest.approx(0.004)
+    )
+
+
+def test_the_reference_measures_its_label_noise_at_split_sizes():
+    frame = mixed(rows=600)
+    stats = quality.reference_stats(frame, "target", "multiclass")
+    sizes = [rows for rows, _ in stats["label_noise_by_rows"]]
+    assert sizes == [600, 480, 120]
+    assert all(0 <= share <= 1 for _, share in stats["label_noise_by_rows"])
+
+
+def test_three_percent_of_labels_flipped_fail_a_split_whose_reference_is_clean():
+    """A table whose reference has few label issues: 3% of one class flipped in one half
+    exceed the reference's issue count at that size; the clean other half passes. (A table
+    with much natural overlap hides so few flips: docs/data-card.md.)"""
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(2000, 4))
+    frame = pd.DataFrame(x, columns=list("abcd")).assign(
+        target=np.where(x @ [2.0, -1.0, 1.0, 0.0] + rng.normal(0, 0.3, 2000) > 0, "up", "down")
+    )
+    profile = profile_of(frame, "binary")
+    part, other = halves(frame)
+    assert quality.check_frame(other, "target", None, profile, {})[2] == []
+    victims = part[part["target"] == "up"].sample(30, random_state=8).index
+    part.loc[victims, "target"] = "down"  # 3%, all from one class
+    _, _, problems, metrics = quality.check_frame(part, "target", None, profile, {})
+    assert any("flipped labels" in p for p in problems), metrics
+    assert metrics["label_noise_p"] < quality.DEFAULTS["label_noise_p"]
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_near_duplicate_grid_finds_exactly_what_brute_force_finds(seed):
     rng = np.random.default_rng(seed)
