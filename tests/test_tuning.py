@@ -35,7 +35,8 @@ GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
 OFFLINE = {"SECURITY_AUDIT_OFFLINE_OK": "1"}
 
 # The generated tests that read the configuration (params, thresholds, serving limits), run
-# for every configuration but the one that runs `make check` (which runs all of them).
+# for every configuration but the one that runs `make check` (which runs all of them, the
+# integration tests that re-run the pipeline in a copy among them: minutes, so only there).
 SELECTED = [
     "tests/unit/test_params.py",
     "tests/unit/test_train.py",
@@ -45,7 +46,6 @@ SELECTED = [
     "tests/security/test_robustness.py",
     "tests/security/test_privacy_pii.py",
     "tests/test_docs.py",
-    "tests/integration/test_pipeline.py",
 ]
 
 # Knobs the fixed set leaves alone, with the reason.
