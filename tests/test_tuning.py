@@ -171,9 +171,12 @@ FOREST = {  # another model, no confidence in the answers, a per-second limit
 REGRESSION = {  # a regression: its thresholds, error budget, rounding; boosting, full answers
     "data.dataset": "diabetes",
     "train.model": "hist_gradient_boosting",
-    "train.hist_gradient_boosting.max_iter": 50,
-    "train.hist_gradient_boosting.learning_rate": 0.2,
-    "train.hist_gradient_boosting.max_leaf_nodes": 8,
+    # boosting memorises the 353 training rows quickly (at the defaults, membership AUC ~0.67):
+    # fewer, smaller trees, and a looser documented privacy limit
+    "train.hist_gradient_boosting.max_iter": 30,
+    "train.hist_gradient_boosting.learning_rate": 0.08,
+    "train.hist_gradient_boosting.max_leaf_nodes": 4,
+    "privacy.max_membership_auc": 0.7,
     "train.ridge.alpha": 2.0,
     "evaluate.min_r2": 0.1,
     "evaluate.max_rmse": 90.0,
