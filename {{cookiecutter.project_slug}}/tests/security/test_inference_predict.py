@@ -132,7 +132,7 @@ def test_full_probabilities_only_when_configured(root, good, task):
                 and math.isclose(sum(a["probabilities"].values()), 1.0)
             ),
         ),
-        ("rounded", lambda a: a["confidence"] in {x / 10 for x in range(10)}),
+        ("rounded", lambda a: a["confidence"] in {x / 10 for x in range(11)}),
         ("none", lambda a: set(a) == {"label"}),
     ):
         answers = Predictor(root, {**params, "serve": {**params["serve"], "confidence": mode}})
