@@ -85,9 +85,29 @@ def locked_md5(lock: Path, relpath: str) -> str | None:
 
 # ---- the schema of params.yaml ---------------------------------------------------------------
 # One schema, checked once before any stage runs (cli.py): a value outside its documented
-# range stops the pipeline with one line naming the key and the range. The ranges are the
-# ones written beside each knob in params.yaml. Sections and keys this schema does not know
-# are left alone (other tools may add their own).
+# range stops the pipeline with one line naming the key and the range. The ranges written
+# beside each knob in params.yaml are this schema's (tests/unit/test_params.py compares them
+# with `range_text`). Sections and keys this schema does not know are left alone (other tools
+# may add their own). Values are checked strictly: "0.5" (a string) is not a number and 1.5
+# is not a whole number; YAML reads 1e-6 as a string, write 0.000001 or 1.0e-6.
+
+# serve.rate_limit: one COUNT/PERIOD limit as the service's `limits` library reads it.
+RATE_LIMIT_PATTERN = r"^[1-9][0-9]{0,8} ?(/| per )([1-9][0-9]{0,3} ?)?(second|minute|hour|day)s?$"
+RATE_LIMIT_TEXT = "COUNT/PERIOD, e.g. 60/minute or 10/second"
+
+
+# pydantic error types that say only "outside the range": the message names the range instead.
+OUT_OF_RANGE = frozenset(
+    {
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "literal_error",
+        "string_pattern_mismatch",
+        "string_too_short",
+    }
+)
 
 
 class ParamsError(SystemExit):
@@ -97,10 +117,10 @@ class ParamsError(SystemExit):
 def _schema() -> Any:
     from typing import Annotated, Literal
 
-    from pydantic import BaseModel, ConfigDict, Field
+    from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
     class Section(BaseModel):
-        model_config = ConfigDict(extra="allow")
+        model_config = ConfigDict(extra="allow", strict=True)
 
     class Data(Section):
         raw_path: str = ""
@@ -142,7 +162,7 @@ def _schema() -> Any:
         shift_p: float = Field(default=1e-6, ge=0, le=1)
         max_label_bin_shift: float = Field(default=0.15, ge=0, le=1)
         max_listed: int = Field(default=1000, ge=1)
-        require_locked_data: bool = True
+        require_locked_data: StrictBool = True
 
     class Logistic(Section):
         C: float = Field(default=1.0, gt=0)
@@ -197,13 +217,32 @@ def _schema() -> Any:
         predict_ratio: float = Field(default=1.5, gt=0)
 
     class Serve(Section):
+        host: str = Field(default="127.0.0.1", min_length=1)
         port: int = Field(default=8000, ge=1, le=65535)
-        max_body_bytes: int = Field(default=262144, ge=1)
-        max_batch_rows: int = Field(default=100, ge=1)
+        token_env: str = Field(
+            default="MODEL_API_TOKEN",
+            pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+            description="an environment variable name",
+        )
+        rate_limit: str = Field(
+            default="60/minute", pattern=RATE_LIMIT_PATTERN, description=RATE_LIMIT_TEXT
+        )
+        max_body_bytes: int = Field(default=262144, ge=1024, le=67_108_864)
+        max_batch_rows: int = Field(default=100, ge=1, le=10_000)
         confidence: Literal["band", "rounded", "none", "full"] = "band"
         decimals: int = Field(default=3, ge=0, le=12)
         workers: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
         rate_limit_storage: str = Field(default="memory://", min_length=1)
+        audit_log: str = ""
+        explain_ranges: StrictBool = False
+        trusted_proxies: list[str] = []
+        header_timeout_seconds: float = Field(default=5, gt=0)
+        body_timeout_seconds: float = Field(default=10, gt=0)
+        keep_alive_seconds: float = Field(default=5, gt=0)
+        max_connections: int = Field(default=100, ge=1)
+
+    class Model(Section):
+        require_signature: StrictBool = True
 
     class Params(Section):
         data: Data = Data()
@@ -214,8 +253,55 @@ def _schema() -> Any:
         privacy: Privacy = Privacy()
         bench: Bench = Bench()
         serve: Serve = Serve()
+        model: Model = Model()
 
     return Params
+
+
+def params_json_schema() -> dict[str, Any]:
+    """The JSON schema of params.yaml (the documented ranges, for tests and tools)."""
+    return _schema().model_json_schema()
+
+
+def schema_entry(schema: dict[str, Any], key: tuple[str, ...]) -> dict[str, Any] | None:
+    """The JSON schema of one key (e.g. ("train", "C")), or None when the schema has none."""
+    node: dict[str, Any] | None = schema
+    for part in key:
+        while node is not None and "$ref" in node:
+            node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+        node = (node or {}).get("properties", {}).get(part)
+        if node is None:
+            return None
+    return node
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def range_text(entry: dict[str, Any]) -> str:
+    """The documented range of one key, as params.yaml writes it beside the key:
+    `0-1`, `0 < x < 1`, `> 0, <= 1`, `>= 1`, `> 0`, `<= 1`, the allowed values, a pattern's
+    description, `true or false`. Empty for free text."""
+    options = entry.get("anyOf") or [entry]
+    entry = next((o for o in options if o.get("type") != "null"), entry)
+    if "enum" in entry or "const" in entry:
+        return ", ".join(str(v) for v in entry.get("enum", [entry.get("const")]) if v != "")
+    if entry.get("type") == "boolean":
+        return "true or false"
+    if "pattern" in entry:
+        return str(entry.get("description") or entry["pattern"])
+    low, high = entry.get("minimum"), entry.get("maximum")
+    low_open, high_open = entry.get("exclusiveMinimum"), entry.get("exclusiveMaximum")
+    if low is not None and high is not None:
+        return f"{_number(low)}-{_number(high)}"
+    if low_open is not None and high_open is not None:
+        return f"{_number(low_open)} < x < {_number(high_open)}"
+    lower = f">= {_number(low)}" if low is not None else ""
+    lower = f"> {_number(low_open)}" if low_open is not None else lower
+    upper = f"<= {_number(high)}" if high is not None else ""
+    upper = f"< {_number(high_open)}" if high_open is not None else upper
+    return ", ".join(part for part in (lower, upper) if part)
 
 
 def check_params(params: dict[str, Any], paths: Paths | None = None) -> None:
@@ -231,15 +317,21 @@ def check_params(params: dict[str, Any], paths: Paths | None = None) -> None:
         return
     from pydantic import ValidationError
 
+    schema = _schema()
     try:
-        _schema().model_validate(params or {})
+        schema.model_validate(params or {})
     except ValidationError as error:
         first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        got = first.get("input")
+        loc = tuple(str(part) for part in first["loc"])
+        entry = schema_entry(schema.model_json_schema(), loc)
+        valid = range_text(entry) if entry else ""
+        if valid and (entry.get("anyOf") or [{}])[-1].get("type") == "null":
+            valid += " (or null)"
+        why = "" if first["type"] in OUT_OF_RANGE else f" ({first['msg'].lower()})"
+        where = f"; valid: {valid}" if valid else ""
         raise ParamsError(
-            f"params.yaml {key} is {got!r}: {first['msg'].lower()} (the valid range is written "
-            "beside the key in params.yaml); nothing was run"
+            f"params.yaml {'.'.join(loc)} is {first.get('input')!r}{why}{where} (the range "
+            "is written beside the key in params.yaml); nothing was run"
         ) from None
     if memo.parent.is_dir():
         memo.write_text(digest + "\n", encoding="utf-8")

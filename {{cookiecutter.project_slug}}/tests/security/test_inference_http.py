@@ -44,6 +44,7 @@ def root(tmp_path_factory, frames, params):
         rate_limit="1000/minute",
         max_body_bytes=20000,
         max_batch_rows=10,
+        explain_ranges=False,  # the closed answers; a test opens them explicitly
     )
 
 

@@ -1,11 +1,19 @@
-"""params.yaml has one schema, checked before any stage: the current file passes, and a value
-outside a documented range is refused with one line naming the key."""
+"""params.yaml has one schema, checked before any stage: the current file passes, a value
+outside a documented range is refused with one line naming the key and its range, and the
+range written beside each knob is the schema's."""
 
 import copy
+import re
 
 import pytest
 
-from {{ cookiecutter.package_name }}.config import ParamsError, check_params
+from {{ cookiecutter.package_name }}.config import (
+    ParamsError,
+    check_params,
+    params_json_schema,
+    range_text,
+    schema_entry,
+)
 
 OUTSIDE = [
     ("data", "test_size", 1.5),
@@ -24,6 +32,11 @@ OUTSIDE = [
     ("bench", "max_growth", 0),
     ("serve", "confidence", "exact"),
     ("serve", "max_batch_rows", 0),
+    ("serve", "max_body_bytes", 100),
+    ("serve", "rate_limit", "sixty a minute"),
+    ("serve", "explain_ranges", "yes"),
+    ("validate", "shift_p", "1e-6"),  # YAML reads 1e-6 as a string
+    ("model", "require_signature", "no"),
 ]
 
 
@@ -42,3 +55,45 @@ def test_a_value_outside_its_range_is_refused_naming_the_key(params, tmp_path, s
         check_params(changed, Paths(tmp_path))
     message = str(refused.value)
     assert f"params.yaml {section}.{key}" in message and "\n" not in message
+    valid = range_text(schema_entry(params_json_schema(), (section, key)))
+    assert f"valid: {valid}" in message
+
+
+def documented_knobs(text: str):
+    """(key path, comment) of every leaf key in params.yaml, e.g. (("train", "C"), "... > 0")."""
+    stack: list[tuple[int, str]] = []
+    for line in text.splitlines():
+        found = re.match(r"^( *)([A-Za-z_]\w*):(.*)$", line)
+        if not found:
+            continue
+        indent, key, rest = len(found[1]), found[2], found[3]
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, key))
+        value, _, comment = rest.partition(" #")
+        if value.strip():
+            yield tuple(k for _, k in stack), comment
+
+
+def test_the_range_beside_each_knob_is_the_schemas(paths):
+    schema = params_json_schema()
+    checked = 0
+    for key, comment in documented_knobs(paths.params.read_text(encoding="utf-8")):
+        if key[0] not in schema["properties"]:
+            continue  # a section the schema leaves alone (mlflow)
+        entry = schema_entry(schema, key)
+        assert entry is not None, f"params.yaml {'.'.join(key)} is not in the schema (config.py)"
+        values = entry.get("enum") or [
+            c.get("const") for c in entry.get("anyOf", []) if "const" in c
+        ]
+        if values:
+            missing = [
+                v for v in values if v and not re.search(rf"\b{re.escape(str(v))}\b", comment)
+            ]
+            assert not missing, f"params.yaml {'.'.join(key)}: the comment misses {missing}"
+        elif range_text(entry):
+            assert range_text(entry) in comment, (
+                f"params.yaml {'.'.join(key)}: the comment should say {range_text(entry)!r}"
+            )
+        checked += bool(range_text(entry))
+    assert checked >= 50
