@@ -183,7 +183,7 @@ def main() -> int:
     profile = load_profile(paths)
     task = task_of(profile)
     model = load_model(paths.model, paths.model_manifest)
-    frame = read_prepared(paths.test_csv, profile)
+    frame = read_prepared(paths.test_data, profile)
     result, probabilities = score(model, frame, task)
     log.info("test metrics (%s): %s", task, ", ".join(f"{k}={v:.3f}" for k, v in result.items()))
     paths.reports.mkdir(parents=True, exist_ok=True)
@@ -204,7 +204,7 @@ def main() -> int:
     run_id = tracking.record_run(paths, params, model, result, plots, frame.drop(columns=[LABEL]))
     log.info("MLflow run %s: params, metrics, lineage tags and the registered model", run_id)
 
-    train = read_prepared(paths.train_csv, profile)
+    train = read_prepared(paths.train_data, profile)
     attacked, failed = robustness.attack(model, train, frame, params, paths, profile)
     tracking.add_metrics(run_id, attacked)
     failed = verdict(result, task, params) + failed

@@ -193,7 +193,7 @@ def main() -> int:
     from .model_io import save_model
 
     profile = load_profile(paths)
-    frame = read_prepared(paths.train_csv, profile)
+    frame = read_prepared(paths.train_data, profile)
     task = task_of(profile)
     try:
         name = model_name(params["train"], task)

@@ -107,7 +107,7 @@ def test_personal_data_in_a_feature_column_fails_prepare_and_writes_only_counts(
     frame["contact_phone"] = column_with(PHONES, len(frame))
     paths = scratch(tmp_path, params, frame, monkeypatch)
     assert data.main() == 1
-    assert not paths.train_csv.exists() and not paths.test_csv.exists(), "nothing half-written"
+    assert not paths.train_data.exists() and not paths.test_data.exists(), "nothing half-written"
     text = (paths.reports / "pii.json").read_text()
     report = json.loads(text)
     assert report["passed"] is False and report["blocking_columns"] == [first_feature]
@@ -125,7 +125,7 @@ def test_personal_data_outside_the_features_is_dropped_and_reported(
     frame["card"] = column_with(CARDS, len(frame))
     paths = scratch(tmp_path, params, frame, monkeypatch)
     assert data.main() == 0
-    kept = pd.read_csv(paths.train_csv).columns.tolist()
+    kept = pd.read_parquet(paths.train_data).columns.tolist()
     assert kept == [*profile["features"], LABEL]
     text = (paths.reports / "pii.json").read_text()
     report = json.loads(text)
