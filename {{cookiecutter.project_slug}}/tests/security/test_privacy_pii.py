@@ -65,6 +65,21 @@ def test_each_kind_is_found_and_counted(raw):
     assert not any(column["in_features"] for column in columns.values())
 
 
+def test_repeated_values_count_for_their_rows_and_a_wide_column_is_sampled():
+    """Each distinct value is checked once and counts its rows; above max_values distinct
+    values a seeded sample is checked and the column is named as sampled."""
+    repeated = pd.DataFrame({"contact": ["a.b@example.org", "plain"] * 500})
+    report = privacy.scan(repeated)
+    assert report["columns"]["contact"]["kinds"]["email"] == 500
+    assert report["sampled_columns"] == []
+    wide = pd.DataFrame({"contact": [f"user{i}@example.org" for i in range(3000)]})
+    report = privacy.scan(wide, max_values=1000)
+    assert report["sampled_columns"] == ["contact"] and report["max_values"] == 1000
+    assert report["columns"]["contact"]["kinds"]["email"] == 1000, "the sample's rows"
+    assert not report["passed"], "the sample finds what every row holds"
+    assert privacy.scan(wide, max_values=0)["columns"]["contact"]["kinds"]["email"] == 3000
+
+
 def test_look_alikes_fail_the_checksums():
     assert privacy.luhn_ok("4111111111111111") and not privacy.luhn_ok("4111111111111112")
     assert privacy.iban_ok("GB82WEST12345698765432")
