@@ -194,7 +194,7 @@ def run(stage: str, rows: int, seed: int) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def machine() -> str:
+def machine(with_load: bool = True) -> str:
     model = ""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
@@ -213,7 +213,7 @@ def machine() -> str:
         memory = f", {total:.0f} GB RAM"
     load = (
         f", 1-minute load average {os.getloadavg()[0]:.1f} at the end"
-        if hasattr(os, "getloadavg")
+        if hasattr(os, "getloadavg") and with_load
         else ""
     )
     return (
@@ -367,7 +367,7 @@ def pipeline_section(result: dict[str, Any], budget: dict[str, Any], command: st
             PIPELINE_SECTION,
             "",
             f"`dvc repro` on a synthetic raw table of {result['rows']:,} rows in a scratch copy "
-            f"of the project. Machine: {machine()}; 1-minute load average "
+            f"of the project. Machine: {machine(with_load=False)}; 1-minute load average "
             f"{result['load'][0]:.1f} at the start, {result['load'][1]:.1f} at the end. "
             f"Command: `{command}`.",
             "",

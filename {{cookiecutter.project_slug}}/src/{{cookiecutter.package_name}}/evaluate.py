@@ -91,6 +91,14 @@ def _curve_points(x: np.ndarray, y: np.ndarray, label: str, names: tuple[str, st
     ]
 
 
+def json_lines(rows: list[dict[str, Any]]) -> str:
+    """A JSON array with one record per line: readable and diffable like an indented file,
+    written by json's C encoder (an indented dump runs in Python: 20 s for 200,000 rows)."""
+    if not rows:
+        return "[]\n"
+    return "[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]\n"
+
+
 def plot_data(
     model: Any, frame: pd.DataFrame, probabilities: np.ndarray | None, task: str, paths: Paths
 ) -> list:
@@ -130,7 +138,7 @@ def plot_data(
     paths_out = []
     for name, rows in written.items():
         target = folder / name
-        target.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+        target.write_text(json_lines(rows), encoding="utf-8")
         paths_out.append(target)
     return paths_out
 
