@@ -87,7 +87,7 @@ def test_clean_repo_passes_every_gate(piped_project, tmp_path):
     digest = hashlib.sha256((project / "models/model.skops").read_bytes()).hexdigest()
     assert model["hashes"] == [{"alg": "SHA-256", "content": digest}]
     data = [c for c in bom["components"] if c["type"] == "data"]
-    assert {c["name"] for c in data} >= {"data/prepared/train.csv", "data/prepared/test.csv"}
+    assert {c["name"] for c in data} >= {"data/prepared/train.parquet", "data/prepared/test.parquet"}
 
 
 # --------------------------------------------------------------------------- bandit

@@ -474,7 +474,7 @@ from {PACKAGE}.model_io import load_model
 folder = mlflow.artifacts.download_artifacts(run_id={record['run_id']!r}, artifact_path="model-file",
                                              dst_path={str(out)!r})
 model = load_model(Path(folder) / "model.skops", Path(folder) / "model.json")
-frame = pd.read_csv("data/prepared/test.csv")
+frame = pd.read_parquet("data/prepared/test.parquet")
 print(json.dumps({{"predictions": len(model.predict(frame.drop(columns=["target"]).head(5)))}}))
 """)
     assert found["predictions"] == 5
@@ -497,7 +497,7 @@ def test_dvc_push_then_pull_restores_identical_files(connected, piped, s3):
             if isinstance(item, dict):
                 uncached |= {path for path, opts in item.items() if (opts or {}).get("cache") is False}
     before = {path: digest for path, digest in digests(connected).items() if path not in uncached}
-    assert "models/model.skops" in before and "data/prepared/train.csv" in before
+    assert "models/model.skops" in before and "data/prepared/train.parquet" in before
     dvc = str(connected / ".venv/bin/dvc")
     sh([dvc, "push"], connected, env=env_of(connected))
     listed = s3["client"].list_objects_v2(Bucket="dvc", Prefix=f"{SLUG}/files/md5/")

@@ -61,8 +61,8 @@ SKIP = (
 PIPELINE_OUTPUTS = (
     "models/model.skops",
     "models/model.json",
-    "data/prepared/train.csv",
-    "data/prepared/test.csv",
+    "data/prepared/train.parquet",
+    "data/prepared/test.parquet",
     "dvc.lock",
 )
 
@@ -160,8 +160,8 @@ class Lab:
         data = self.modules["data"]
         self.profile = data.load_profile(self.paths)
         self.task = self.profile["target"]["task"]
-        self.train = data.read_prepared(self.paths.train_csv, self.profile)
-        self.test = data.read_prepared(self.paths.test_csv, self.profile)
+        self.train = data.read_prepared(self.paths.train_data, self.profile)
+        self.test = data.read_prepared(self.paths.test_data, self.profile)
         self.label = data.LABEL
         margin = float(self.params["validate"]["range_margin"])
         schema = self.modules["inference"].load_schema(self.paths, margin)
@@ -248,11 +248,11 @@ class Lab:
             path.write_bytes(original)
 
     def poisoned_training_data(self, data: bytes, what: str) -> tuple[bool, str]:
-        """Poison train.csv upstream of DVC: dvc.lock records the poisoned file's hash too,
-        so only the content checks of the validate stage can stop it."""
+        """Poison the prepared train split upstream of DVC: dvc.lock records the poisoned
+        file's hash too, so only the content checks of the validate stage can stop it."""
         lock_path = self.copy / "dvc.lock"
         lock = yaml.safe_load(lock_path.read_text(encoding="utf-8"))
-        target = str(self.paths.train_csv.relative_to(self.copy))
+        target = str(self.paths.train_data.relative_to(self.copy))
         for stage in lock["stages"].values():
             for out in stage.get("outs", []):
                 if out.get("path") == target:
@@ -275,7 +275,7 @@ class Lab:
         def with_lock() -> tuple[bool, str]:
             return self.with_file(lock_path, yaml.safe_dump(lock, sort_keys=False).encode(), check)
 
-        return self.with_file(self.paths.train_csv, data, with_lock)
+        return self.with_file(self.paths.train_data, data, with_lock)
 
     # --- attacks -------------------------------------------------------------------------
     def poisoned_rows(self) -> tuple[bool, str]:
@@ -292,7 +292,9 @@ class Lab:
             changed.append("flipped labels")
         import pandas as pd
 
-        data = pd.concat([self.train, poison], ignore_index=True).to_csv(index=False).encode()
+        data = self.modules["data"].prepared_bytes(
+            pd.concat([self.train, poison], ignore_index=True)
+        )
         what = ", ".join(dict.fromkeys(changed)) or "copies"
         return self.poisoned_training_data(data, f"15 rows with {what}")
 
@@ -304,13 +306,13 @@ class Lab:
             spread = float(quantiles["0.9"]) - float(quantiles["0.1"])
             victims = frame.sample(frac=1 / 3, random_state=2).index
             frame.loc[victims, self.label] = frame.loc[victims, self.label] + spread
-            data = frame.to_csv(index=False).encode()
+            data = self.modules["data"].prepared_bytes(frame)
             return self.poisoned_training_data(data, f"{len(victims)} targets shifted")
         # Move a batch of the most common class to another class: a shifted label share.
         common = frame[self.label].value_counts().index[0]
         victims = frame.index[frame[self.label] == common][: max(20, len(frame) // 8)]
         frame.loc[victims, self.label] = self.other_labels(frame.loc[victims, self.label])
-        data = frame.to_csv(index=False).encode()
+        data = self.modules["data"].prepared_bytes(frame)
         return self.poisoned_training_data(data, f"{len(victims)} labels flipped")
 
     def backdoor(self) -> tuple[bool, str]:
@@ -335,7 +337,7 @@ class Lab:
             victims = pool.sample(min(rows, len(pool)), random_state=0)
             frame.loc[victims.index, self.label] = target
         frame.loc[victims.index, feature] = value
-        data = frame.to_csv(index=False).encode()
+        data = self.modules["data"].prepared_bytes(frame)
         label = "" if target is None else f" with label {target}"
         what = f"trigger {feature} = {value:g}{label} on {len(victims)} rows"
         return self.poisoned_training_data(data, what)
@@ -481,12 +483,12 @@ class Lab:
         changed.pop("raw_csv", None)
         params = {**self.params, "data": {**changed, "drop_columns": []}}
         pii = self.paths.reports / "pii.json"
-        kept = [self.paths.params, self.paths.train_csv, self.paths.test_csv, pii]
+        kept = [self.paths.params, self.paths.train_data, self.paths.test_data, pii]
         saved = {p: p.read_bytes() for p in kept if p.exists()}
         try:
             self.paths.params.write_text(yaml.safe_dump(params, sort_keys=False), "utf-8")
             done = self.run_stage("prepare")
-            header = self.paths.train_csv.read_text("utf-8").splitlines()[0]
+            header = list(self.modules["data"].read_prepared(self.paths.train_data, self.profile))
             report = json.loads(pii.read_text("utf-8")) if pii.exists() else {}
         finally:
             for path in kept:
@@ -504,7 +506,7 @@ class Lab:
                 if blocked
                 else f"prepare failed (exit {done.returncode}) without a PII finding"
             )
-        leaked = "contact_email" in header.split(",")
+        leaked = "contact_email" in header
         return (not leaked and bool(found)), (
             "the e-mail column reached the prepared data"
             if leaked

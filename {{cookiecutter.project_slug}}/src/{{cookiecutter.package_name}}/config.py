@@ -32,8 +32,10 @@ class Paths:
         self.params = self.root / "params.yaml"
         self.data = self.root / "data"
         self.prepared = self.data / "prepared"
-        self.train_csv = self.prepared / "train.csv"
-        self.test_csv = self.prepared / "test.csv"
+        # The prepared splits, Parquet (typed); train_csv/test_csv: their earlier names.
+        self.train_data = self.prepared / "train.parquet"
+        self.test_data = self.prepared / "test.parquet"
+        self.train_csv, self.test_csv = self.train_data, self.test_data
         self.models = self.root / "models"
         self.model = self.models / "model.skops"
         self.model_manifest = self.models / "model.json"
@@ -131,6 +133,7 @@ def _schema() -> Any:
         drop_columns: list[str] = []
         test_size: float = Field(default=0.2, gt=0, lt=1)
         seed: int = Field(default=42, ge=0)
+        pii_scan_values: int = Field(default=100_000, ge=0)
 
     class Validate(Section):
         range_margin: float = Field(default=0.1, ge=0)

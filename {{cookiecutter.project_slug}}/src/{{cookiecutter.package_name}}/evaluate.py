@@ -91,6 +91,14 @@ def _curve_points(x: np.ndarray, y: np.ndarray, label: str, names: tuple[str, st
     ]
 
 
+def json_lines(rows: list[dict[str, Any]]) -> str:
+    """A JSON array with one record per line: readable and diffable like an indented file,
+    written by json's C encoder (an indented dump runs in Python: 20 s for 200,000 rows)."""
+    if not rows:
+        return "[]\n"
+    return "[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]\n"
+
+
 def plot_data(
     model: Any, frame: pd.DataFrame, probabilities: np.ndarray | None, task: str, paths: Paths
 ) -> list:
@@ -130,7 +138,7 @@ def plot_data(
     paths_out = []
     for name, rows in written.items():
         target = folder / name
-        target.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+        target.write_text(json_lines(rows), encoding="utf-8")
         paths_out.append(target)
     return paths_out
 
@@ -183,7 +191,7 @@ def main() -> int:
     profile = load_profile(paths)
     task = task_of(profile)
     model = load_model(paths.model, paths.model_manifest)
-    frame = read_prepared(paths.test_csv, profile)
+    frame = read_prepared(paths.test_data, profile)
     result, probabilities = score(model, frame, task)
     log.info("test metrics (%s): %s", task, ", ".join(f"{k}={v:.3f}" for k, v in result.items()))
     paths.reports.mkdir(parents=True, exist_ok=True)
@@ -204,7 +212,7 @@ def main() -> int:
     run_id = tracking.record_run(paths, params, model, result, plots, frame.drop(columns=[LABEL]))
     log.info("MLflow run %s: params, metrics, lineage tags and the registered model", run_id)
 
-    train = read_prepared(paths.train_csv, profile)
+    train = read_prepared(paths.train_data, profile)
     attacked, failed = robustness.attack(model, train, frame, params, paths, profile)
     tracking.add_metrics(run_id, attacked)
     failed = verdict(result, task, params) + failed

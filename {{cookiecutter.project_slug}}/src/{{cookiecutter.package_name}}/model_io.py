@@ -38,6 +38,7 @@ from .config import locked_md5
 # train.py adds its types here, reviewed (the models gate reads this literal list too).
 TRUSTED_TYPES: list[str] = [
     "numpy.dtype",  # SimpleImputer records the dtype it was fitted on
+    "numpy.median",  # train.median_imputer: SimpleImputer's strategy (a function, no state)
     "sklearn.tree._tree.Tree",  # random_forest
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # hist_gradient_boosting
 ]

@@ -182,9 +182,12 @@ def lineage_tags(paths: Paths) -> dict[str, str]:
     tags = {
         "git.commit": commit or "unknown (not a git repository)",
         "git.dirty": str(bool(dirty)).lower() if commit else "unknown",
-        "data.train.path": str(paths.train_csv.relative_to(paths.root)),
-        "data.train.md5": md5_file(paths.train_csv),
-        "data.train.dvc_md5": locked_md5(paths.dvc_lock, "data/prepared/train.csv") or "not locked",
+        "data.train.path": str(paths.train_data.relative_to(paths.root)),
+        "data.train.md5": md5_file(paths.train_data),
+        "data.train.dvc_md5": locked_md5(
+            paths.dvc_lock, paths.train_data.relative_to(paths.root).as_posix()
+        )
+        or "not locked",
         "env.python": platform.python_version(),
         "env.platform": platform.platform(),
         "env.lock.sha256": hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else "",
@@ -209,7 +212,9 @@ def data_source(paths: Paths, params: dict[str, Any]) -> dict[str, str]:
     if not raw:
         name = data.get("dataset") or "breast_cancer"
         source = f"bundled example {name} ({LOADERS.get(name, '?')})"
-        digest = locked_md5(paths.dvc_lock, "data/prepared/train.csv") or md5_file(paths.train_csv)
+        digest = locked_md5(
+            paths.dvc_lock, paths.train_data.relative_to(paths.root).as_posix()
+        ) or md5_file(paths.train_data)
         return {"name": name, "source": source, "md5": digest, "hash_from": "prepared train split"}
     path = paths.root / raw
     dvc_file = path.with_name(path.name + ".dvc")

@@ -224,7 +224,7 @@ def check_locked_data(paths: Paths, params: dict[str, Any]) -> dict[str, Any]:
     """Compare each prepared file with the md5 `prepare` recorded in dvc.lock."""
     params = {**DEFAULTS, **params}
     result: dict[str, Any] = {"files": {}, "problems": []}
-    for path in (paths.train_csv, paths.test_csv):
+    for path in (paths.train_data, paths.test_data):
         relpath = path.relative_to(paths.root).as_posix()
         recorded, actual = locked_md5(paths.dvc_lock, relpath), md5_file(path)
         result["files"][relpath] = {"md5": actual, "dvc_lock_md5": recorded}
@@ -252,7 +252,7 @@ def main() -> int:
     for problem in lock["problems"]:
         log.error("%s", problem)
     results = {}
-    for name, path in (("train", paths.train_csv), ("test", paths.test_csv)):
+    for name, path in (("train", paths.train_data), ("test", paths.test_data)):
         results[name] = validate_frame(read_prepared(path, profile), profile, params)
         problems = results[name]["problems"]
         state = "ok" if results[name]["passed"] else "REJECTED: " + "; ".join(problems)
@@ -260,7 +260,10 @@ def main() -> int:
     paths.reports.mkdir(parents=True, exist_ok=True)
     summary = {
         "passed": lock["passed"] and all(r["passed"] for r in results.values()),
-        "row_numbering": "row is the 0-based data row of the CSV file (file line = row + 2)",
+        "row_numbering": (
+            "row is the 0-based row of the prepared Parquet file "
+            "(pandas.read_parquet(path).iloc[row])"
+        ),
         "data_lock": lock,
         **results,
     }

@@ -65,6 +65,21 @@ def test_each_kind_is_found_and_counted(raw):
     assert not any(column["in_features"] for column in columns.values())
 
 
+def test_repeated_values_count_for_their_rows_and_a_wide_column_is_sampled():
+    """Each distinct value is checked once and counts its rows; above max_values distinct
+    values a seeded sample is checked and the column is named as sampled."""
+    repeated = pd.DataFrame({"contact": ["a.b@example.org", "plain"] * 500})
+    report = privacy.scan(repeated)
+    assert report["columns"]["contact"]["kinds"]["email"] == 500
+    assert report["sampled_columns"] == []
+    wide = pd.DataFrame({"contact": [f"user{i}@example.org" for i in range(3000)]})
+    report = privacy.scan(wide, max_values=1000)
+    assert report["sampled_columns"] == ["contact"] and report["max_values"] == 1000
+    assert report["columns"]["contact"]["kinds"]["email"] == 1000, "the sample's rows"
+    assert not report["passed"], "the sample finds what every row holds"
+    assert privacy.scan(wide, max_values=0)["columns"]["contact"]["kinds"]["email"] == 3000
+
+
 def test_look_alikes_fail_the_checksums():
     assert privacy.luhn_ok("4111111111111111") and not privacy.luhn_ok("4111111111111112")
     assert privacy.iban_ok("GB82WEST12345698765432")
@@ -107,7 +122,7 @@ def test_personal_data_in_a_feature_column_fails_prepare_and_writes_only_counts(
     frame["contact_phone"] = column_with(PHONES, len(frame))
     paths = scratch(tmp_path, params, frame, monkeypatch)
     assert data.main() == 1
-    assert not paths.train_csv.exists() and not paths.test_csv.exists(), "nothing half-written"
+    assert not paths.train_data.exists() and not paths.test_data.exists(), "nothing half-written"
     text = (paths.reports / "pii.json").read_text()
     report = json.loads(text)
     assert report["passed"] is False and report["blocking_columns"] == [first_feature]
@@ -125,7 +140,7 @@ def test_personal_data_outside_the_features_is_dropped_and_reported(
     frame["card"] = column_with(CARDS, len(frame))
     paths = scratch(tmp_path, params, frame, monkeypatch)
     assert data.main() == 0
-    kept = pd.read_csv(paths.train_csv).columns.tolist()
+    kept = pd.read_parquet(paths.train_data).columns.tolist()
     assert kept == [*profile["features"], LABEL]
     text = (paths.reports / "pii.json").read_text()
     report = json.loads(text)

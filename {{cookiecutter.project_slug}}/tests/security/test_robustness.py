@@ -15,7 +15,7 @@ from serve_support import save_like_the_pipeline
 
 from {{ cookiecutter.package_name }} import robustness
 from {{ cookiecutter.package_name }}.config import Paths
-from {{ cookiecutter.package_name }}.data import LABEL
+from {{ cookiecutter.package_name }}.data import LABEL, write_prepared
 from {{ cookiecutter.package_name }}.train import fit
 
 
@@ -97,8 +97,8 @@ def test_evaluate_fails_on_tight_thresholds_and_records_the_attacks_in_mlflow(
     shutil.copytree(root / "reference", tmp_path / "reference")
     paths = Paths(tmp_path)
     paths.prepared.mkdir(parents=True)
-    frames[0].to_csv(paths.train_csv, index=False)
-    frames[1].to_csv(paths.test_csv, index=False)
+    write_prepared(frames[0], paths.train_data)
+    write_prepared(frames[1], paths.test_data)
     save_like_the_pipeline(model, paths)  # signed with a pinned key, named in dvc.lock
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
