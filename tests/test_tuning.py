@@ -60,6 +60,7 @@ UNCHANGED = {
     "serve.token_env": "names where the secret lives, not a limit",
     "serve.audit_log": "where the audit lines go, not a limit",
     "serve.trusted_proxies": "the deployment's proxies (tests/security/test_inference_http.py)",
+    "serve.rate_limit_storage": "a shared store needs a Redis server (tests/security/test_serve_uvicorn.py)",
 }
 
 # Parts of documented ranges where the bundled breast_cancer data passes every gate.
@@ -117,7 +118,10 @@ TUNED = {  # every validation threshold, evaluate threshold, budget and limit; `
     "validate.near_duplicate_max_pairs": 20_000_000,
     "validate.max_conflict_excess_share": 0.02,
     "validate.max_label_noise_share": 0.02,
-    "validate.label_noise_z": 2.5,
+    "validate.label_noise_p": 0.0005,
+    "validate.label_noise_min_expected": 1.0,
+    "validate.trigger_p": 0.0005,
+    "validate.trigger_min_rows": 4,
     "validate.label_noise_min_rows": 6,
     "validate.label_noise_folds": 4,
     "validate.label_noise_fit_rows": 5000,
@@ -147,6 +151,12 @@ TUNED = {  # every validation threshold, evaluate threshold, budget and limit; `
     "bench.validate_rss_mb": 3000,
     "bench.max_growth": 15,
     "bench.pipeline_seconds": 400,
+    "bench.serve_requests_per_second": 800,
+    "bench.serve_p99_ms": 30,
+    "bench.serve_share_of_bare": 0.4,
+    "bench.predict_ratio": 2.0,
+    "data.pii_scan_values": 50_000,
+    "serve.workers": 1,
     "serve.port": 8123,
     "serve.rate_limit": "30/minute",
     "serve.max_body_bytes": 131_072,
@@ -181,6 +191,7 @@ REGRESSION = {  # a regression: its thresholds, error budget, rounding; boosting
     "evaluate.min_r2": 0.1,
     "evaluate.max_rmse": 90.0,
     "robustness.max_error_increase": 0.8,
+    "validate.residual_z": 3.0,
     "serve.decimals": 1,
     "serve.confidence": "full",
 }

@@ -450,8 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     from results import write_section  # benchmarks/results.py: each benchmark its own section
 
-    write_section(output, "bench-scale", "
-".join(report))
+    write_section(output, "bench-scale", "\n".join(report))
     print("\n".join(report))
     return 0
 

@@ -70,7 +70,7 @@ def test_the_pipeline_benchmark_runs_dvc_repro_on_a_synthetic_raw_table(tmp_path
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     table = output.read_text(encoding="utf-8")
     assert table.startswith("# Scale benchmark") and "| rows |\n" in table
-    assert "## Whole pipeline" in table and "| 3,000 |" in table
+    assert "# Whole pipeline" in table and "| 3,000 |" in table
     for stage in ("prepare", "validate", "train", "evaluate"):
         assert f"{stage} s" in table
     assert "the whole pipeline on 3,000 rows" in table
