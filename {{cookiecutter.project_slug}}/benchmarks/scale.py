@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess  # nosec B404 - runs this script itself with fixed arguments
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from results import machine, write_section  # benchmarks/results.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("prepare", "data_io", "validate", "train", "evaluate")
@@ -192,35 +192,6 @@ def run(stage: str, rows: int, seed: int) -> dict[str, Any]:
     if done.returncode:
         raise SystemExit(f"bench-scale: {stage} on {rows} rows failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def machine(with_load: bool = True) -> str:
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        model = next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in cpuinfo.read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            "",
-        )
-    memory = ""
-    meminfo = Path("/proc/meminfo")
-    if meminfo.exists():
-        total = int(meminfo.read_text().split()[1]) / 1024**2
-        memory = f", {total:.0f} GB RAM"
-    load = (
-        f", 1-minute load average {os.getloadavg()[0]:.1f} at the end"
-        if hasattr(os, "getloadavg") and with_load
-        else ""
-    )
-    return (
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores "
-        f"({model or 'unknown CPU'})"
-        f"{memory}, Python {platform.python_version()}{load}"
-    )
 
 
 def table(
@@ -412,8 +383,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.pipeline < 100:
             parser.error("--pipeline ROWS: at least 100 rows")
         section = pipeline_section(pipeline(args.pipeline, args.seed), budget, command.strip())
-        from results import write_section
-
         write_section(output, "bench-pipeline", section)
         print(section)
         return 0
@@ -448,8 +417,6 @@ def main(argv: list[str] | None = None) -> int:
         *goals(results, sizes, stages, budget),
         "",
     ]
-    from results import write_section  # benchmarks/results.py: each benchmark its own section
-
     write_section(output, "bench-scale", "\n".join(report))
     print("\n".join(report))
     return 0

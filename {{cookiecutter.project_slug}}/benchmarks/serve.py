@@ -34,7 +34,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import re
 import shutil
 import socket
@@ -46,6 +45,8 @@ import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
+
+from results import machine, write_section  # benchmarks/results.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -326,29 +327,6 @@ def predict_ratio(rows: list[dict[str, Any]], project: Path) -> dict[str, Any]:
     }
 
 
-def machine() -> str:
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        model = next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in cpuinfo.read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            "",
-        )
-    load = (
-        f", load average {os.getloadavg()[0]:.1f} (1 min) at the end"
-        if hasattr(os, "getloadavg")
-        else ""
-    )
-    return (
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores "
-        f"({model or 'unknown CPU'}), Python {platform.python_version()}{load}"
-    )
-
-
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
@@ -515,8 +493,6 @@ def main(argv: list[str] | None = None) -> int:
                         )
     command = "python benchmarks/serve.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = report(results, ratio, args, workers, shown, client, command.strip(), budget)
-    from results import write_section
-
     write_section(Path(args.output), SECTION, "\n".join(lines))
     print("\n".join(lines))
     return 0
