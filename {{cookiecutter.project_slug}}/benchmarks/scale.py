@@ -297,12 +297,12 @@ def pipeline(rows: int, seed: int) -> dict[str, Any]:
                 "bench",
             ],
         ):  # fixed argument lists, no shell
-            subprocess.run(args, cwd=copy, env=env, capture_output=True, check=True)  # nosec B603 B607
+            subprocess.run(args, cwd=copy, env=env, capture_output=True, check=True)  # nosec B603 B607  # fixed argv
         load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         started = time.perf_counter()
         marks: list[tuple[str, float]] = []
         # dvc from this environment (scratch_env puts it first on PATH), an argument list
-        with subprocess.Popen(  # nosec B603 B607
+        with subprocess.Popen(  # nosec B603 B607  # fixed argv, no shell
             ["dvc", "repro"],
             cwd=copy,
             env={**env, "PYTHONUNBUFFERED": "1"},

@@ -253,10 +253,21 @@ def wrk_client(
     }
 
 
+def model_frame(rows: list[dict[str, Any]], columns: list[str]) -> Any:
+    """The rows as a DataFrame of the model's columns, JSON booleans as the 0/1 numbers the
+    model was trained on (its imputer takes no bool dtype)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)[columns]
+    flags = [c for c in columns if frame[c].dtype == bool]
+    if flags:
+        frame[flags] = frame[flags].astype(float)
+    return frame
+
+
 def bare_app() -> Any:
     """The bare endpoint: the same verified model, none of the service's guards."""
     import numpy as np
-    import pandas as pd
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
@@ -271,7 +282,7 @@ def bare_app() -> Any:
     classes = list(getattr(model, "classes_", []))
 
     async def predict(request: Request) -> JSONResponse:
-        frame = pd.DataFrame((await request.json())["rows"])[columns]
+        frame = model_frame((await request.json())["rows"], columns)
         if not classes:
             return JSONResponse({"predictions": [float(v) for v in model.predict(frame)]})
         best = np.argmax(model.predict_proba(frame), axis=1)
@@ -305,14 +316,12 @@ def predict_ratio(rows: list[dict[str, Any]], project: Path) -> dict[str, Any]:
     """Guarded Predictor.predict on one row against the model's own call on the same row."""
     import timeit
 
-    import pandas as pd
-
     from {{ cookiecutter.package_name }}.config import Paths
     from {{ cookiecutter.package_name }}.inference import Predictor
 
     predictor = Predictor(Paths(project))
     row = rows[:1]
-    frame = pd.DataFrame(row)[predictor.columns]
+    frame = model_frame(row, predictor.columns)
     model = predictor.model
     own = model.predict if predictor.task == "regression" else model.predict_proba
     for _ in range(20):  # warm-up

@@ -212,8 +212,9 @@ def test_the_fast_path_answers_exactly_as_the_model(tmp_path, params, dataset, m
     assert predictor.fast is not None, "the fast path was not proven for the pipeline's model"
     rows = rows_of(test, len(test), profile)
     features = test.drop(columns=[LABEL])[predictor.columns]
-    # the same batches on both sides (BLAS may round a 50-row product unlike a 114-row one)
-    for size in (1, 50):
+    # the same batches on both sides (BLAS may round a 50-row product unlike a 114-row one),
+    # within the configured batch limit
+    for size in (1, min(50, int(params["serve"]["max_batch_rows"]))):
         for start in range(0, len(rows) if size > 1 else 10, size):
             got = predictor.raw(rows[start : start + size])
             own = fitted.predict_proba(features.iloc[start : start + size])

@@ -77,10 +77,13 @@ def documented_knobs(text: str):
 
 def test_the_range_beside_each_knob_is_the_schemas(paths):
     schema = params_json_schema()
+    knobs = list(documented_knobs(paths.params.read_text(encoding="utf-8")))
+    if sum(bool(comment.strip()) for _, comment in knobs) < 50:
+        pytest.skip("params.yaml lost its comments (rewritten by a tool): nothing to compare")
     checked = 0
-    for key, comment in documented_knobs(paths.params.read_text(encoding="utf-8")):
-        if key[0] not in schema["properties"]:
-            continue  # a section the schema leaves alone (mlflow)
+    for key, comment in knobs:
+        if key[0] not in schema["properties"] or not comment.strip():
+            continue  # a section the schema leaves alone (mlflow), or a knob without a comment
         entry = schema_entry(schema, key)
         assert entry is not None, f"params.yaml {'.'.join(key)} is not in the schema (config.py)"
         values = entry.get("enum") or [

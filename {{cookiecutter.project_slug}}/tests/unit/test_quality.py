@@ -96,7 +96,7 @@ def test_regression_target_shift_is_caught_and_a_clean_half_passes():
     assert metrics["psi"]["target"] > 0.2
 
 
-def test_a_backdoor_on_one_percent_of_rows_is_named_by_the_contradicted_labels_it_shares():
+def test_a_one_percent_backdoor_is_named_by_its_labels():
     """Ten rows (1%) of one class get a new exact `size` and another label: too few for a
     frequency spike, but nearly all rows carrying that value are contradicted out of fold."""
     frame = mixed()
