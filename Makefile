@@ -28,7 +28,7 @@ demo: $(VENV)/.installed ## Generate a project with the defaults, set it up, run
 
 test: $(VENV)/.installed ## Run the template's whole test suite (includes slow end-to-end tests)
 	@./scripts/install-system-deps.sh
-	@pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	@pytest -n 2 --dist loadgroup --durations=30 $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed ## Run the tests that do not install a generated project
 	@pytest -n 2 --dist loadgroup -m "not slow" $(PYTEST_ARGS)

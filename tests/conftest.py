@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import subprocess
@@ -41,8 +42,18 @@ def run(args, cwd, timeout=900, env=None, check=True):
         env={**os.environ, **(env or {})},
     )
     if check:
-        assert done.returncode == 0, f"{args} exited {done.returncode}\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        assert done.returncode == 0, f"{args} exited {done.returncode}\n{failure_report(done)}"
     return done
+
+
+def failure_report(done):
+    """The end of a failed command's output, after pytest's FAILED/ERROR lines from anywhere in it
+    (a generated project's `make check` prints its test failures minutes before its last line)."""
+    out = done.stdout + "\n" + done.stderr
+    named = [line for line in out.splitlines() if re.match(r"(FAILED|ERROR) \S", line)]
+    first = out.find("= FAILURES =")
+    head = out[first:first + 6000] if first >= 0 else ""
+    return "\n".join(named) + "\n" + head + "\n...\n" + done.stdout[-4000:] + "\n" + done.stderr[-3000:]
 
 
 @pytest.fixture(scope="session")

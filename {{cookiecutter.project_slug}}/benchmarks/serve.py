@@ -406,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser.error = refuse  # type: ignore[method-assign]
     parser.add_argument("--seconds", type=float, default=5.0, help="per case (default 5)")
-    parser.add_argument("--batches", default="1,100", help="rows per request (default 1,100)")
+    batches = "rows per request (default 1,100; 100 capped at serve.max_batch_rows)"
+    parser.add_argument("--batches", default="", help=batches)
     parser.add_argument("--connections", default="1,8", help="keep-alive connections (1,8)")
     parser.add_argument("--workers", default="auto", help="uvicorn workers (default serve.workers)")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
@@ -419,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.seconds > 0:
         parser.error("--seconds: give a duration above 0")
     for flag in ("batches", "connections"):
+        if flag == "batches" and not args.batches:
+            continue  # the default needs serve.max_batch_rows, read below
         values = numbers(getattr(args, flag))
         if not values:
             parser.error(f"--{flag} {getattr(args, flag)!r}: give whole numbers >= 1, e.g. 1,8")
@@ -440,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("bench-serve: no model or reports/example-request.json: run make pipeline")
     examples = json.loads(example.read_text(encoding="utf-8"))["rows"]
     batch_limit = int((params.get("serve") or {}).get("max_batch_rows", 100))
+    if not args.batches:
+        args.batches = sorted({1, min(100, batch_limit)})
     if max(args.batches) > batch_limit:
         parser.error(f"--batches: at most serve.max_batch_rows ({batch_limit}) rows per request")
     from {{ cookiecutter.package_name }}.serve import settings_from

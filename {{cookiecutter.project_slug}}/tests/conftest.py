@@ -132,3 +132,26 @@ def flip(labels, profile: dict):
     classes = list(labels_as_profiled(pd.Series(list(profile["target"]["classes"])), profile))
     following = {c: classes[(i + 1) % len(classes)] for i, c in enumerate(classes)}
     return labels.map(following)
+
+
+def flood_copies(rows: int, profile: dict, params: dict) -> int:
+    """How many copies of one row push a table of `rows` rows past the duplicate limit
+    (the reference's own duplicate share plus validate.max_duplicate_share), with a margin."""
+    own = float((profile.get("distributions") or {}).get("duplicate_share") or 0.0)
+    limit = float(params["validate"]["max_duplicate_share"]) + own
+    if limit >= 0.9:
+        pytest.skip(f"a duplicate limit of {limit:.2f} leaves no flood to catch")
+    return max(30, int(1.25 * limit * rows / (1.0 - limit)) + 1)
+
+
+def batch_limit(params: dict) -> int:
+    """serve.max_batch_rows as the service reads it (its default filled in)."""
+    from {{ cookiecutter.package_name }}.inference import serve_settings
+
+    return int(serve_settings(params)["max_batch_rows"])
+
+
+def every_rejection(params: dict) -> dict:
+    """The validate settings with every rejection listed: validate.max_listed caps the report,
+    not what is caught, and a test that names the rows a rule caught needs them all."""
+    return {**params["validate"], "max_listed": 10**9}

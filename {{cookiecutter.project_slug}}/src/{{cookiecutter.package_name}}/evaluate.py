@@ -149,10 +149,14 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def example_request(frame: pd.DataFrame, profile: dict[str, Any]) -> dict[str, Any]:
-    """At most three test rows as the body POST /predict accepts (booleans as true/false)."""
+def example_request(
+    frame: pd.DataFrame, profile: dict[str, Any], max_rows: int = EXAMPLE_ROWS
+) -> dict[str, Any]:
+    """At most three test rows (and no more than serve.max_batch_rows) as the body POST
+    /predict accepts (booleans as true/false)."""
     rows = []
-    for record in frame.drop(columns=[LABEL]).head(EXAMPLE_ROWS).to_dict("records"):
+    count = min(EXAMPLE_ROWS, max_rows)
+    for record in frame.drop(columns=[LABEL]).head(count).to_dict("records"):
         row = {}
         for name, value in record.items():
             value = _plain(value)
@@ -198,7 +202,9 @@ def main() -> int:
     paths.metrics.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     plots = plot_data(model, frame, probabilities, task, paths)
     example = paths.reports / "example-request.json"
-    example.write_text(json.dumps(example_request(frame, profile), indent=2) + "\n", "utf-8")
+    max_rows = int((params.get("serve") or {}).get("max_batch_rows", EXAMPLE_ROWS))
+    body = example_request(frame, profile, max_rows)
+    example.write_text(json.dumps(body, indent=2) + "\n", "utf-8")
     log.info(
         "wrote %s, %s and %d plot data files in reports/plots",
         paths.metrics.relative_to(paths.root),

@@ -215,7 +215,7 @@ def validate_frame(
     report.update(stats)
     report["rejected_count"] = len(rejected) + count
     rejected += listed
-    report["rejected_rows"] = rejected[:MAX_LISTED_ROWS]
+    report["rejected_rows"] = rejected[: int(params["max_listed"])]
     report["passed"] = not report["problems"]
     return report
 

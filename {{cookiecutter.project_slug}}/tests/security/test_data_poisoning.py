@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import flip, numeric_features
+from conftest import every_rejection, flip, flood_copies, numeric_features
 from {{ cookiecutter.package_name }} import validate
 from {{ cookiecutter.package_name }}.config import Paths
 from {{ cookiecutter.package_name }}.data import LABEL, labels_as_profiled
@@ -30,7 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def check(frame, profile, params):
-    return validate_frame(frame, profile, params["validate"])
+    """validate_frame with every rejection listed: validate.max_listed caps the report, not
+    what is caught, and these tests name the rows each rule caught."""
+    return validate_frame(frame, profile, every_rejection(params))
 
 
 def rejected(report, rule):
@@ -126,10 +128,15 @@ def test_labels_flipped_in_place_are_rejected_as_label_noise(
 
 def test_a_flood_of_duplicated_rows_is_rejected(frames, profile, params):
     train = frames[0]
-    flood = pd.concat([train, pd.concat([train.head(1)] * 30)], ignore_index=True)
+    copies = flood_copies(len(train), profile, params)
+    flood = pd.concat([train, pd.concat([train.head(1)] * copies)], ignore_index=True)
     report = check(flood, profile, params)
     assert not report["passed"]
-    assert len(rejected(report, "duplicate of an earlier row")) == 30
+    assert rejected(report, "duplicate of an earlier row") == set(range(len(train), len(flood)))
+    capped = validate_frame(flood, profile, params["validate"])  # the report as configured
+    cap = params["validate"]["max_listed"]
+    assert not capped["passed"]
+    assert len(capped["rejected_rows"]) == min(capped["rejected_count"], cap)
 
 
 def test_the_clean_test_split_passes_every_check_on_its_own(frames, profile, params):
@@ -467,7 +474,8 @@ def test_the_validate_stage_fails_before_train_and_writes_the_rejected_rows(
 ):
     train, test = frames
     poison = out_of_range(train.head(10), profile, params, numeric_features(profile)[:1])
-    paths = make_root(tmp_path, pd.concat([train, poison], ignore_index=True), test, params)
+    listing = {**params, "validate": every_rejection(params)}
+    paths = make_root(tmp_path, pd.concat([train, poison], ignore_index=True), test, listing)
     monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
     assert validate.main() == 1
     report = json.loads(paths.validation_report.read_text())
@@ -485,7 +493,7 @@ def test_the_validate_stage_stops_the_backdoor_before_train(
     feature = trigger_feature(profile)
     value = 0.2999 if feature == "mean_symmetry" else float(train[feature].quantile(0.97))
     poisoned, victims = backdoor(train, feature, value, 0.03, profile)
-    paths = make_root(tmp_path, poisoned, test, params)
+    paths = make_root(tmp_path, poisoned, test, {**params, "validate": every_rejection(params)})
     monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
     assert validate.main() == 1
     report = json.loads(paths.validation_report.read_text())

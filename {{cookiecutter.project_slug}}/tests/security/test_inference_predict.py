@@ -9,7 +9,7 @@ import pytest
 import yaml
 from serve_support import make_root, rows_of
 
-from conftest import numeric_features
+from conftest import batch_limit, numeric_features
 from {{ cookiecutter.package_name }}.config import load_params
 from {{ cookiecutter.package_name }}.inference import InputError, Predictor, SettingsError
 from {{ cookiecutter.package_name }}.model_io import ModelIntegrityError
@@ -214,7 +214,7 @@ def test_the_fast_path_answers_exactly_as_the_model(tmp_path, params, dataset, m
     features = test.drop(columns=[LABEL])[predictor.columns]
     # the same batches on both sides (BLAS may round a 50-row product unlike a 114-row one),
     # within the configured batch limit
-    for size in (1, min(50, int(params["serve"]["max_batch_rows"]))):
+    for size in (1, min(50, batch_limit(params))):
         for start in range(0, len(rows) if size > 1 else 10, size):
             got = predictor.raw(rows[start : start + size])
             own = fitted.predict_proba(features.iloc[start : start + size])
@@ -251,6 +251,8 @@ def test_a_preprocessing_the_fast_path_would_get_wrong_is_not_used(tmp_path, fra
         save_like_the_pipeline(model, root)
         predictor = Predictor(root)
         assert predictor.fast is None, type(scaler).__name__
-        rows = rows_of(frames[1], 5)
+        count = min(5, predictor.max_rows)
+        rows = rows_of(frames[1], count)
         method = model.predict if regression else model.predict_proba
-        assert np.array_equal(predictor.raw(rows), method(frames[1].drop(columns=[LABEL]).head(5)))
+        expected = method(frames[1].drop(columns=[LABEL]).head(count))
+        assert np.array_equal(predictor.raw(rows), expected)

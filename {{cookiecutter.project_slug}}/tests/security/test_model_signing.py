@@ -83,7 +83,9 @@ def test_a_signed_model_verifies_and_loads(root, frames, model):
     features = frames[1].drop(columns=[LABEL])
     loaded = load_model(root.model, root.model_manifest)
     assert (loaded.predict(features) == model.predict(features)).all()
-    assert len(Predictor(root).predict(rows_of(frames[1], 2))) == 2
+    predictor = Predictor(root)
+    count = min(2, predictor.max_rows)
+    assert len(predictor.predict(rows_of(frames[1], count))) == count
 
 
 def test_a_one_byte_change_is_refused(root):

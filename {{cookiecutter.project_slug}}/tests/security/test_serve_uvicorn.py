@@ -35,6 +35,7 @@ from serve_support import (
     save_like_the_pipeline,
 )
 
+from conftest import batch_limit
 from {{ cookiecutter.package_name }} import signing
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -120,17 +121,17 @@ def audit_records(log) -> list[dict]:
     return [r for r in map(json.loads, log.read_text().splitlines()) if "status" in r]
 
 
-def test_real_server_enforces_token_input_and_rate_limit(start, frames, profile):
+def test_real_server_enforces_token_input_and_rate_limit(start, frames, profile, params):
     probe = probe_feature(profile)
     planted = far_outside(profile, probe, sign=-1) - 0.25
     url, _, log = start(rate_limit="3/minute")
-    rows = rows_of(frames[1], 2)
+    rows = rows_of(frames[1], min(2, batch_limit(params)))
     with httpx.Client(base_url=url, timeout=30) as client:
         assert client.post("/predict", json={"rows": rows}).status_code == 401
         bad = client.post("/predict", json={"rows": [{**rows[0], probe: planted}]}, headers=AUTH)
         assert bad.status_code == 422 and bad.json()["field"] == probe
         good = client.post("/predict", json={"rows": rows}, headers=AUTH)
-        assert good.status_code == 200 and len(good.json()["predictions"]) == 2
+        assert good.status_code == 200 and len(good.json()["predictions"]) == len(rows)
         flooded = client.post("/predict", json={"rows": rows}, headers=AUTH)
         assert flooded.status_code == 429 and int(flooded.headers["retry-after"]) >= 1
         assert "server" not in flooded.headers

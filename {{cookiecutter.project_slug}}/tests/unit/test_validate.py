@@ -3,14 +3,14 @@ import json
 import numpy as np
 import pandas as pd
 
-from conftest import flip, numeric_features
+from conftest import every_rejection, flip, numeric_features
 from {{ cookiecutter.package_name }}.data import LABEL
 from {{ cookiecutter.package_name }}.validate import allowed_range, validate_frame
 
 
 def test_clean_data_passes(frames, profile, params):
     train, test = frames
-    assert validate_frame(train, profile, params["validate"])["passed"]
+    assert validate_frame(train, profile, every_rejection(params))["passed"]
     assert validate_frame(test, profile, params["validate"])["passed"]
 
 
@@ -22,7 +22,7 @@ def test_out_of_range_nan_and_infinite_values_are_rejected(frames, profile, para
     train.loc[0, column] = high + abs(high) + 1.0
     train.loc[1, column] = np.nan
     train.loc[2, column] = np.inf
-    report = validate_frame(train, profile, params["validate"])
+    report = validate_frame(train, profile, every_rejection(params))
     assert not report["passed"]
     assert {r["row"] for r in report["rejected_rows"]} >= {0, 1, 2}
 
@@ -34,7 +34,7 @@ def test_natural_bounds_hold_whatever_the_margin(frames, profile, params):
     train = frames[0].copy()
     train[bounded[0]] = train[bounded[0]].astype("float64")
     train.loc[0, bounded[0]] = -1e-6
-    wide = {**params["validate"], "range_margin": 10.0}
+    wide = {**every_rejection(params), "range_margin": 10.0}
     report = validate_frame(train, profile, wide)
     assert 0 in {r["row"] for r in report["rejected_rows"] if r["column"] == bounded[0]}
 
@@ -47,20 +47,20 @@ def test_unknown_label_unknown_category_and_extra_column_are_rejected(
         unknown = frames[0].copy()
         unknown[LABEL] = unknown[LABEL].astype(object)
         unknown.loc[0, LABEL] = "no-such-class-7"
-        report = validate_frame(unknown, profile, params["validate"])
+        report = validate_frame(unknown, profile, every_rejection(params))
         assert not report["passed"]
         assert LABEL in {r["column"] for r in report["rejected_rows"]}
     for name, entry in profile["features"].items():
         if entry["type"] == "categorical":
             odd = frames[0].copy()
             odd.loc[0, name] = "no-such-category"
-            report = validate_frame(odd, profile, params["validate"])
+            report = validate_frame(odd, profile, every_rejection(params))
             assert not report["passed"]
             assert name in {r["column"] for r in report["rejected_rows"]}
             break
     extra_column = frames[0].copy()
     extra_column["leaked_id"] = 1.0
-    report = validate_frame(extra_column, profile, params["validate"])
+    report = validate_frame(extra_column, profile, every_rejection(params))
     assert not report["passed"]
     assert "leaked_id" in json.dumps(report["rejected_rows"])
 
@@ -74,7 +74,7 @@ def test_label_or_target_distribution_shift_is_rejected(frames, profile, params,
     else:
         train[LABEL] = train[LABEL].iloc[0]
         word = "label distribution"
-    report = validate_frame(train, profile, params["validate"])
+    report = validate_frame(train, profile, every_rejection(params))
     assert not report["passed"]
     assert any(word in p for p in report["problems"]), report["problems"]
 
@@ -85,7 +85,7 @@ def test_a_rising_share_of_missing_values_is_rejected(frames, profile, params):
     limit = profile["features"][name]["missing_share"] + params["validate"]["max_missing_shift"]
     share = min(1.0, limit + 0.3)
     train.loc[train.sample(frac=share, random_state=0).index, name] = np.nan
-    report = validate_frame(train, profile, params["validate"])
+    report = validate_frame(train, profile, every_rejection(params))
     assert not report["passed"]
 
 
