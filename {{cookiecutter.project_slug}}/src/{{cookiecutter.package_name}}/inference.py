@@ -365,7 +365,8 @@ def check_value(feature: Feature, value: Any, index: int) -> Any:
         if isinstance(value, Real) and not isinstance(value, bool) and value in (0, 1):
             return float(value)
         raise InputError(feature.name, "type", "must be true or false", row=index)
-    if isinstance(value, bool) or not isinstance(value, Real):
+    plain = type(value) in (float, int)  # the Real check below goes through the ABC machinery
+    if not plain and (isinstance(value, bool) or not isinstance(value, Real)):
         raise InputError(feature.name, "type", "must be a number", row=index)
     try:
         value = float(value)
