@@ -43,7 +43,7 @@ DEPENDENCIES = {
     "skops", "model_signing", "starlette", "uvicorn", "limits", "pytest", "setuptools",
 }
 # BEGIN LOCKED_MODULES (scripts/gen_locked_modules.py; do not edit)
-# 263 distributions of requirements/lock.txt, 271 top-level modules.
+# 264 distributions of requirements/lock.txt, 272 top-level modules.
 LOCKED_MODULES = frozenset(
     """
     _cffi_backend _distutils_hack _pytest _yaml aiobotocore aiohappyeyeballs aiohttp
@@ -57,9 +57,9 @@ LOCKED_MODULES = frozenset(
     distro dns docker dotenv dpath dulwich dvc dvc_data dvc_http dvc_objects dvc_render dvc_s3
     dvc_studio_client dvc_task email_validator entrypoints execnet fastapi fickling filelock
     flask flask_cors flatten_dict flufl fonttools fqdn frozenlist fsspec funcy ghp_import git
-    gitdb google grandalf graphene graphql graphql_relay gto gunicorn h11 httpcore httpx huey
-    hydra id identify idna importlib_metadata in_toto_attestation iniconfig isoduration
-    iterative_telemetry itsdangerous jinja2 jmespath joblib jsonpointer jsonschema
+    gitdb google grandalf graphene graphql graphql_relay gto gunicorn h11 httpcore httptools
+    httpx huey hydra id identify idna importlib_metadata in_toto_attestation iniconfig
+    isoduration iterative_telemetry itsdangerous jinja2 jmespath joblib jsonpointer jsonschema
     jsonschema_specifications jwt kiwisolver kombu lark license_expression limits lxml mako
     markdown markdown_it markupsafe material materialx matplotlib mdurl mergedeep mkdocs
     mkdocs_get_deps mlflow model_signing mpl_toolkits msgpack multidict mypy_extensions

@@ -297,6 +297,29 @@ def bare_app() -> Any:
     )
 
 
+def bare_protocol() -> type:
+    """uvicorn's own HTTP protocol, with TCP_NODELAY set as the guarded service sets it:
+    uvicorn's socket for more than one worker lacks it (each response would then wait ~40 ms
+    on a delayed acknowledgement), a transport fault, not a cost of the guards."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from {{ cookiecutter.package_name }}.serve import no_delay
+
+    class NoDelayHttpToolsProtocol(HttpToolsProtocol):
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            no_delay(transport)
+
+    return NoDelayHttpToolsProtocol
+
+
+def __getattr__(name: str) -> Any:
+    """serve:NoDelayHttpToolsProtocol, which uvicorn imports by name in each bare worker."""
+    if name == "NoDelayHttpToolsProtocol":
+        return bare_protocol()
+    raise AttributeError(name)
+
+
 def serve_bare(port: int, workers: int) -> int:
     import uvicorn
 
@@ -306,6 +329,7 @@ def serve_bare(port: int, workers: int) -> int:
         workers=workers,
         host="127.0.0.1",
         port=port,
+        http="serve:NoDelayHttpToolsProtocol",
         log_level="warning",
         access_log=False,
     )

@@ -173,6 +173,11 @@ class FastPath:
     in the ColumnTransformer's column order. Any other step raises FastPathUnsupported, and
     `Predictor` checks the replay against the model's own transform on probe rows (every
     category, both range ends, missing values) before using it: equal to the bit, or unused.
+
+    A linear estimator (LogisticRegression, Ridge, LinearRegression) is replayed too
+    (`linear`): the same numpy operations its predict_proba / predict runs after its input
+    checks (which the schema checks already cover: a finite float matrix of the fitted width),
+    again used only when equal to the bit to the estimator's own answer on the probe rows.
     """
 
     def __init__(self, model: Any, schema: list[Feature]) -> None:
@@ -244,6 +249,7 @@ class FastPath:
                 )
             else:
                 raise FastPathUnsupported(f"step {name!r} is not one FastPath replays")
+        self.linear = linear_replay(self.estimator)
 
     def transform(self, table: list[list[Any]]) -> np.ndarray:
         """The matrix the estimator takes, for checked rows (`check_table`)."""
@@ -273,6 +279,43 @@ class FastPath:
                 values /= fitted[2]
             parts.append(values)
         return parts[0] if len(parts) == 1 else np.hstack(parts)
+
+
+def linear_replay(estimator: Any) -> Any:
+    """The operations a fitted linear estimator runs on an already checked float matrix:
+    LogisticRegression.predict_proba (binary: the logistic function of the one score, as
+    [1 - p, p]; more classes: the softmax of the scores) or Ridge / LinearRegression.predict
+    (the scores); None for any other estimator. `Predictor` uses it only when it equals the
+    estimator's own answer to the bit on the probe rows."""
+    from scipy.special import expit
+    from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+
+    coef = getattr(estimator, "coef_", None)
+    intercept = getattr(estimator, "intercept_", None)
+    if not isinstance(coef, np.ndarray) or coef.dtype != np.float64 or intercept is None:
+        return None
+    weights = coef.T if coef.ndim == 2 else coef
+    if type(estimator) is LogisticRegression:
+        if len(estimator.classes_) <= 2:
+
+            def binary(matrix: np.ndarray) -> np.ndarray:
+                scores = (matrix @ weights + intercept).reshape(-1)
+                scores = expit(scores, out=scores)
+                return np.stack([1 - scores, scores], axis=1)
+
+            return binary
+
+        def softmax(matrix: np.ndarray) -> np.ndarray:
+            scores = matrix @ weights + intercept
+            scores -= scores.max(axis=1).reshape(-1, 1)
+            np.exp(scores, out=scores)
+            scores /= scores.sum(axis=1).reshape(-1, 1)
+            return scores
+
+        return softmax
+    if type(estimator) in (Ridge, LinearRegression):
+        return lambda matrix: matrix @ weights + intercept
+    return None
 
 
 def probe_table(schema: list[Feature]) -> list[list[Any]]:
@@ -322,7 +365,8 @@ def check_value(feature: Feature, value: Any, index: int) -> Any:
         if isinstance(value, Real) and not isinstance(value, bool) and value in (0, 1):
             return float(value)
         raise InputError(feature.name, "type", "must be true or false", row=index)
-    if isinstance(value, bool) or not isinstance(value, Real):
+    plain = type(value) in (float, int)  # the Real check below goes through the ABC machinery
+    if not plain and (isinstance(value, bool) or not isinstance(value, Real)):
         raise InputError(feature.name, "type", "must be a number", row=index)
     try:
         value = float(value)
@@ -408,8 +452,13 @@ class Predictor:
             own = self.model.steps[0][1].transform(frame)
             if replayed.shape != own.shape or not np.array_equal(replayed, own):
                 return None
-            if not np.array_equal(self._estimate(fast.estimator, replayed), self._answer(frame)):
+            estimated = self._estimate(fast.estimator, replayed)
+            if not np.array_equal(estimated, self._answer(frame)):
                 return None
+            if fast.linear is not None:
+                linear = fast.linear(replayed)
+                if linear.shape != estimated.shape or not np.array_equal(linear, estimated):
+                    fast.linear = None  # the estimator's own method then
         except (FastPathUnsupported, AttributeError, TypeError, ValueError, IndexError):
             return None
         return fast
@@ -433,7 +482,10 @@ class Predictor:
         (probabilities, or values for regression), through the fast path when it is proven."""
         table = check_table(rows, self.schema, self.max_rows)
         if self.fast is not None:
-            return self._estimate(self.fast.estimator, self.fast.transform(table))
+            matrix = self.fast.transform(table)
+            if self.fast.linear is not None:
+                return self.fast.linear(matrix)
+            return self._estimate(self.fast.estimator, matrix)
         return self._answer(frame_of(table, self.schema)[self.columns])
 
     def predict(self, rows: Any) -> list[dict[str, Any]]:

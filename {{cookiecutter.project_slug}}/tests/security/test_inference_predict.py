@@ -210,6 +210,8 @@ def test_the_fast_path_answers_exactly_as_the_model(tmp_path, params, dataset, m
     paths, profile, fitted, test = project_on(tmp_path / "p", params, dataset, model)
     predictor = Predictor(paths)
     assert predictor.fast is not None, "the fast path was not proven for the pipeline's model"
+    if model == "logistic":  # its predict_proba is replayed too (and so compared below)
+        assert predictor.fast.linear is not None, "the linear replay was not proven"
     rows = rows_of(test, len(test), profile)
     features = test.drop(columns=[LABEL])[predictor.columns]
     # the same batches on both sides (BLAS may round a 50-row product unlike a 114-row one),

@@ -229,6 +229,62 @@ def test_a_body_trickled_in_is_cut_off_with_408(guarded, frames):
         assert client.get("/health").status_code == 200
 
 
+def test_headers_past_the_size_cap_are_431_and_the_connection_closed(guarded):
+    """Request line and headers over MAX_HEADER_BYTES: 431, closed, audited (rule
+    header_size), however fast they come (the header deadline bounds time, not bytes)."""
+    from {{ cookiecutter.package_name }}.serve import MAX_HEADER_BYTES
+
+    url, port, log = guarded
+    filler = b"X-Filler: " + b"a" * 1000 + b"\r\n"
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n")
+        try:
+            for _ in range(MAX_HEADER_BYTES // len(filler) + 8):
+                sock.sendall(filler)
+                time.sleep(0.005)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            while chunk := sock.recv(4096):
+                answer += chunk
+        except (ConnectionResetError, TimeoutError):
+            pass
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    assert "header_size" in wait_for(log, '"header_size"')
+    with httpx.Client(base_url=url, timeout=5) as client:
+        assert client.get("/health").status_code == 200
+
+
+def test_a_body_trickled_after_an_early_answer_is_cut_off(guarded, frames):
+    """A request answered before its body arrived (here 401): bytes of that body trickling in
+    (each one would restart the keep-alive time) cannot keep the connection open past
+    serve.body_timeout_seconds (1 s here)."""
+    _, port, _ = guarded
+    head = (
+        "POST /predict HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer wrong\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head)
+        answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+        started, closed = time.monotonic(), False
+        sock.settimeout(0.2)
+        while time.monotonic() - started < 8:
+            try:
+                sock.sendall(b" ")
+                if sock.recv(4096) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+        assert closed and time.monotonic() - started < 4, time.monotonic() - started
+
+
 def test_every_line_the_service_writes_is_json(guarded, frames):
     """Audit lines, uvicorn's own warnings (here: a request that is not HTTP), start-up,
     cut connections: the stdout and stderr of the service hold JSON lines only."""
