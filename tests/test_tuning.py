@@ -11,7 +11,9 @@ configurations from them (printed with the seed; TUNING_SEED=N reproduces or var
 and a fixed set of configurations changes every knob at least once. Where the documented range
 also holds values that legitimately stop the pipeline (C near 0 fits a constant model that the
 accuracy gate refuses, max_psi near 0 refuses any sample), the draws stay in `PASSING`, a
-part of the range checked to lie inside it; the refusals themselves are asserted below.
+part of the range checked to lie inside it; the refusals themselves are asserted below. A
+draw that evaluate's own gates still refuse (an attack budget and a model that together cross
+the robustness limit) is drawn again, at most twice a session (`gate_refusal`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import shutil
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, Phase, given, note, seed, settings
+from hypothesis import HealthCheck, Phase, given, note, reject, seed, settings
 from hypothesis import strategies as st
 
 from conftest import failure_report, run, scratch_copy
@@ -66,9 +68,9 @@ UNCHANGED = {
 # Parts of documented ranges where the bundled breast_cancer data passes every gate.
 PASSING = {
     "data.test_size": (0.15, 0.35),
-    "train.C": (0.05, 20.0),
+    "train.C": (0.05, 10.0),
     "train.max_iter": (100, 2000),
-    "robustness.eps": (0.01, 0.12),
+    "robustness.eps": (0.01, 0.08),
     "robustness.tries": (1, 40),
     "robustness.sample": (50, 3000),
     "privacy.sample": (100, 6000),
@@ -310,15 +312,19 @@ def commit(project, message):
     run([*GIT, "commit", "-q", "--no-verify", "-m", message], project)
 
 
-def tuned_project(installed_project, dest, changes):
+def tuned_project(installed_project, dest, changes, refused=None):
+    """A copy tuned with `changes`, its pipeline run and committed. `refused(log)` is called
+    instead of failing when the pipeline stops (the drawn configurations' gate refusals)."""
     project = scratch_copy(installed_project, dest, skip=("mlflow.db", "mlartifacts"))
     if "data.dataset" in changes:  # a bundled example brings its reviewed profile
         example = project / "reference" / "examples" / f"{changes['data.dataset']}.json"
         shutil.copy(example, project / "reference" / "data_profile.json")
     tune(project, changes)
     commit(project, f"tune: {', '.join(changes)}")
-    done = run(["make", "pipeline"], project, timeout=900)
+    done = run(["make", "pipeline"], project, timeout=900, check=refused is None)
     log = done.stdout + done.stderr
+    if done.returncode != 0:
+        refused(log)
     assert "Running stage" in log, log[-2000:]
     commit(project, "pipeline outputs")
     return project, log
@@ -370,8 +376,26 @@ def test_drawn_configurations_pass_the_projects_tests(installed_project, schema,
     changes = {key: data.draw(knob(schema, key), label=key) for key in DRAWN}
     print(f"TUNING_SEED={SEED} configuration: {changes}")
     note(f"TUNING_SEED={SEED}")
-    project, _ = tuned_project(installed_project, tmp_path_factory.mktemp("drawn") / "p", changes)
+    project, _ = tuned_project(
+        installed_project, tmp_path_factory.mktemp("drawn") / "p", changes, refused=gate_refusal
+    )
     generated_tests(project, *SELECTED)
+
+
+REFUSALS: list[str] = []
+
+
+def gate_refusal(log):
+    """A drawn configuration the pipeline's own gates refuse is drawn again, at most twice a
+    session: evaluate's thresholds (accuracy under attack, membership AUC) measure the model a
+    configuration trains, and a high C with a large eps can cross them, which is the gate
+    working, not a test failing. Any other stop, or a third refusal, fails the test."""
+    gates = [line for line in log.splitlines() if "(params.yaml; reports/)" in line]
+    assert gates and "Running stage 'evaluate'" in log, log[-4000:]
+    REFUSALS.append(gates[0])
+    assert len(REFUSALS) <= 2, f"PASSING is too wide: the gates refused {REFUSALS}"
+    note(f"refused by a gate, drawn again: {gates[0]}")
+    reject()
 
 
 @pytest.mark.parametrize(

@@ -262,9 +262,9 @@ def test_a_body_trickled_after_an_early_answer_is_cut_off(guarded, frames):
     serve.body_timeout_seconds (1 s here)."""
     _, port, _ = guarded
     head = (
-        "POST /predict HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer wrong\r\n"
-        "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
-    ).encode()
+        b"POST /predict HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer wrong\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+    )
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(head)
         answer = sock.recv(4096)
