@@ -2,10 +2,11 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from conftest import every_rejection, flip, numeric_features
 from {{ cookiecutter.package_name }}.data import LABEL
-from {{ cookiecutter.package_name }}.validate import allowed_range, validate_frame
+from {{ cookiecutter.package_name }}.validate import allowed_range, label_shift, validate_frame
 
 
 def test_clean_data_passes(frames, profile, params):
@@ -72,7 +73,14 @@ def test_label_or_target_distribution_shift_is_rejected(frames, profile, params,
         train[LABEL] = np.resize(lower_half, len(train))  # only the lower half of the targets
         word = "target quantiles"
     else:
-        train[LABEL] = train[LABEL].iloc[0]
+        # every label the reference's rarest class: the largest shift a label set can make
+        classes = profile["target"]["classes"]
+        rarest = min(classes, key=classes.get)
+        shift, limit = 1.0 - classes[rarest], params["validate"]["max_label_shift"]
+        if shift <= limit:
+            pytest.skip(f"validate.max_label_shift {limit} allows any shift (at most {shift:.2f})")
+        train[LABEL] = train.loc[train[LABEL].astype(str) == rarest, LABEL].iloc[0]
+        assert label_shift(train, profile) == pytest.approx(shift)
         word = "label distribution"
     report = validate_frame(train, profile, every_rejection(params))
     assert not report["passed"]
