@@ -164,3 +164,19 @@ def every_rejection(params: dict) -> dict:
     """The validate settings with every rejection listed: validate.max_listed caps the report,
     not what is caught, and a test that names the rows a rule caught needs them all."""
     return {**params["validate"], "max_listed": 10**9}
+
+
+def squeezed(frame, profile: dict, params: dict, name: str, check):
+    """`frame` with feature `name` squeezed towards its minimum, all values within range, by
+    the mildest factor whose distance to the reference (PSI) crosses validate.max_psi (a
+    tolerant limit needs a stronger shift); with the report `check` gave for it."""
+    low = profile["features"][name]["min"]
+    for factor in (0.5, 0.25, 0.1, 0.03):
+        shifted = frame.copy()
+        shifted[name] = low + (shifted[name] - low) * factor
+        if profile["features"][name]["type"] == "integer":
+            shifted[name] = shifted[name].round()
+        report = check(shifted, profile, params)
+        if report["psi"][name] > params["validate"]["max_psi"]:
+            return shifted, report
+    pytest.skip(f"validate.max_psi {params['validate']['max_psi']} tolerates even a 0.03 squeeze")

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import flip, flood_copies, numeric_features
+from conftest import flip, flood_copies, numeric_features, squeezed
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = int(os.environ.get("POISON_ROWS", "20000"))
@@ -121,12 +121,7 @@ def test_out_of_range_rows_are_caught(table, profile, params):
 
 
 def test_a_shifted_feature_is_caught(table, profile, params):
-    shifted = table.copy()
     name = numeric_features(profile)[-1]
-    low = profile["features"][name]["min"]
-    shifted[name] = low + (shifted[name] - low) * 0.5
-    if profile["features"][name]["type"] == "integer":
-        shifted[name] = shifted[name].round()
-    report = check(shifted, profile, params)
+    _, report = squeezed(table, profile, params, name, check)
     assert not report["passed"]
     assert report["psi"][name] > params["validate"]["max_psi"]
