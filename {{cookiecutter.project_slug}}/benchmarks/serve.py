@@ -466,15 +466,16 @@ def main(argv: list[str] | None = None) -> int:
     if not (project / "models" / "model.skops").is_file() or not example.is_file():
         raise SystemExit("bench-serve: no model or reports/example-request.json: run make pipeline")
     examples = json.loads(example.read_text(encoding="utf-8"))["rows"]
-    batch_limit = int((params.get("serve") or {}).get("max_batch_rows", 100))
+    from {{ cookiecutter.package_name }}.serve import settings_from
+
+    settings = settings_from(params)
+    batch_limit = int(settings["max_batch_rows"])
     if not args.batches:
         args.batches = sorted({1, min(100, batch_limit)})
     if max(args.batches) > batch_limit:
         parser.error(f"--batches: at most serve.max_batch_rows ({batch_limit}) rows per request")
-    from {{ cookiecutter.package_name }}.serve import settings_from
-
     auto = args.workers == "auto"
-    workers = int(settings_from(params)["workers"]) if auto else int(args.workers)
+    workers = int(settings["workers"]) if auto else int(args.workers)
     if os.environ.get("MODEL_SIGNING_KEY_DIR") is None:
         os.environ["MODEL_SIGNING_KEY_DIR"] = str(project / "keys")
     ratio = predict_ratio(examples, project)

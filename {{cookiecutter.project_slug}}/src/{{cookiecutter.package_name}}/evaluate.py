@@ -25,6 +25,7 @@ from sklearn import metrics
 
 from .config import Paths, get_logger, load_params
 from .data import LABEL, load_profile, read_prepared, task_of
+from .inference import serve_settings
 
 METRIC_KEYS = {
     "binary": ("accuracy", "precision", "recall", "f1", "roc_auc"),
@@ -202,8 +203,7 @@ def main() -> int:
     paths.metrics.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     plots = plot_data(model, frame, probabilities, task, paths)
     example = paths.reports / "example-request.json"
-    max_rows = int((params.get("serve") or {}).get("max_batch_rows", EXAMPLE_ROWS))
-    body = example_request(frame, profile, max_rows)
+    body = example_request(frame, profile, serve_settings(params)["max_batch_rows"])
     example.write_text(json.dumps(body, indent=2) + "\n", "utf-8")
     log.info(
         "wrote %s, %s and %d plot data files in reports/plots",

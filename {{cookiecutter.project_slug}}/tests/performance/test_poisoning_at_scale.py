@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import flip, flood_copies, numeric_features, squeezed
+from conftest import every_rejection, flip, flood_copies, numeric_features, squeezed
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = int(os.environ.get("POISON_ROWS", "20000"))
@@ -48,12 +48,13 @@ def classification(task):
         pytest.skip("label attacks need class labels; this project is a regression")
 
 
-def check(frame, profile, params, listed=10**9):
-    """validate_frame, every rejection listed unless `listed` caps it (validate.max_listed
-    caps the report, not what is caught)."""
+def check(frame, profile, params, configured=False):
+    """validate_frame with every rejection listed (`every_rejection`), or with the report as
+    configured (validate.max_listed caps it)."""
     from {{ cookiecutter.package_name }}.validate import validate_frame
 
-    return validate_frame(frame, profile, {**params["validate"], "max_listed": listed})
+    settings = params["validate"] if configured else every_rejection(params)
+    return validate_frame(frame, profile, settings)
 
 
 def rejected(report, rule):
@@ -100,7 +101,7 @@ def test_a_flood_of_duplicated_rows_is_caught(table, profile, params):
     copies = flood_copies(ROWS, profile, params)
     flood = pd.concat([table, pd.concat([table.head(1)] * copies)], ignore_index=True)
     cap = params["validate"]["max_listed"]
-    report = check(flood, profile, params, listed=cap)  # the report as configured
+    report = check(flood, profile, params, configured=True)
     assert not report["passed"]
     assert any(p.startswith(f"{copies} exact duplicate") for p in report["problems"])
     listed = rejected(report, "duplicate of an earlier row")  # the first `cap` of them
