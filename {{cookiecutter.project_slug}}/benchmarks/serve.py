@@ -11,11 +11,12 @@ model (models/model.skops, or --project's) and with the same number of uvicorn w
            predict_proba (predict for regression), the labels back; no token, no checks, no
            limit, no log
 
-Each takes batches of 1 and 100 rows (the pipeline's reports/example-request.json rows,
-repeated) over 1 and 8 keep-alive HTTP/1.1 connections for --seconds per case. The load
-generator is `wrk` when it is on PATH, else a small asyncio client of this script (the table
-says which ran). In process, the guarded `Predictor.predict` on one row is timed against the
-model's own call on the same row (a one-row DataFrame built beforehand): medians.
+Each takes batches of 1 and 100 rows (100 lowered to serve.max_batch_rows where that is
+smaller; the pipeline's reports/example-request.json rows, repeated) over 1 and 8 keep-alive
+HTTP/1.1 connections for --seconds per case. The load generator is `wrk` when it is on PATH,
+else a small asyncio client of this script (the table says which ran). In process, the
+guarded `Predictor.predict` on one row is timed against the model's own call on the same row
+(a one-row DataFrame built beforehand): medians.
 
 The table (throughput, p50 and p99 latency, errors), the machine and the command go to
 benchmarks/RESULTS.md (its bench-serve section; bench-scale keeps its own) and are printed.
