@@ -52,10 +52,32 @@ SCRATCH_SKIP = (
 )
 
 
-def scratch_project(dest: Path, *skip: str) -> Path:
+# The pipeline's outputs, which `scratch_project(..., last_run=True)` keeps with DVC's cache.
+RUN_OUTPUTS = ("prepared", "models", "reports")
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """Hard-link a file of DVC's cache (its entries are read-only and never rewritten in
+    place), or copy it where links are not possible (another file system)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def scratch_project(dest: Path, *skip: str, last_run: bool = False) -> Path:
     """A copy of this project's sources at `dest`, without outputs (and without `skip`); the
-    raw data under data/raw/ comes along, so a copy of a project on its own data runs."""
-    shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(*SCRATCH_SKIP, *skip))
+    raw data under data/raw/ comes along, so a copy of a project on its own data runs.
+
+    last_run=True keeps the last pipeline run: its outputs, dvc.lock and DVC's cache (linked,
+    not copied), so `dvc repro` in the copy runs only the stages whose code, data or params
+    changed since, as it would in the project; a project never run runs every stage.
+    """
+    left_out = [name for name in SCRATCH_SKIP if not (last_run and name in RUN_OUTPUTS)]
+    shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(*left_out, *skip))
+    cache = ROOT / ".dvc" / "cache"
+    if last_run and cache.is_dir():
+        shutil.copytree(cache, dest / ".dvc" / "cache", copy_function=_link_or_copy)
     return dest
 
 

@@ -630,16 +630,74 @@ DROPPED_FILTERS = (
 )
 
 
+# A file whose exact bytes detect-secrets found clean is not read again while the tool's
+# version, the filters dropped and .secrets.baseline stay the same (what decides its verdict:
+# a changed byte, a new baseline or an upgraded scanner means a new scan). The verdicts are
+# kept inside git's own folder (`git rev-parse --git-path`), which is never committed nor
+# scanned; deleting that file makes the next scan read every file.
+CLEAN_SCANS = "secure-ml/clean-scans.json"
+
+
+def _secrets_cache(repo: Repo) -> Path | None:
+    done = repo.run(["git", "rev-parse", "--git-path", CLEAN_SCANS])
+    return repo.root / done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+
+def _secrets_config(baseline: Path) -> str | None:
+    """What a clean verdict depends on besides the file itself (None: the tool's version is
+    unknown here, so no verdict is reused)."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("detect-secrets")
+    except metadata.PackageNotFoundError:
+        return None
+    held = sha256(baseline.read_bytes()).hexdigest() if baseline.is_file() else "no baseline"
+    return sha256("\0".join([version, held, *DROPPED_FILTERS]).encode()).hexdigest()
+
+
+def _clean_before(cache: Path | None, config: str | None) -> dict[str, str]:
+    try:
+        data = json.loads(cache.read_text(encoding="utf-8")) if cache else None
+    except (OSError, ValueError):
+        return {}
+    if config is None or not isinstance(data, dict) or data.get("config") != config:
+        return {}
+    clean = data.get("clean")
+    return clean if isinstance(clean, dict) else {}
+
+
+def _remember_clean(cache: Path | None, config: str | None, clean: dict[str, str]) -> None:
+    if cache is None or config is None:
+        return
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        part = cache.with_suffix(".tmp")
+        part.write_text(json.dumps({"config": config, "clean": clean}), encoding="utf-8")
+        part.replace(cache)
+    except OSError:
+        pass  # no cache: the next scan reads every file again
+
+
 def gate_secrets(repo: Repo) -> tuple[str, str]:
     baseline = repo.root / ".secrets.baseline"
     files = [p for p in repo.regular() if p != baseline]
     notebooks = [p for p in files if p.suffix == ".ipynb"]
+    config, cache = _secrets_config(baseline), _secrets_cache(repo)
+    digests = {repo.rel(p): sha256(p.read_bytes()).hexdigest() for p in files}
+    before = _clean_before(cache, config)
+    unchanged = {name for name, digest in digests.items() if before.get(name) == digest}
     say(
         f"Secret scan of {len(files)} files that could reach a commit (git ls-files: tracked, "
         "or untracked and not ignored; nothing skipped by folder name; notebooks' code cells "
         "also as Python) with detect-secrets"
         + (" against .secrets.baseline" if baseline.is_file() else " (no .secrets.baseline)")
     )
+    if unchanged:
+        say(
+            f"  {len(unchanged)} of them are byte for byte as in their last clean scan (same "
+            f"scanner and baseline) and are not read again (delete {repo.rel(cache)} to read all)"
+        )
     confirmed = []
     if baseline.is_file():
         data = json.loads(baseline.read_text(encoding="utf-8"))
@@ -660,17 +718,19 @@ def gate_secrets(repo: Repo) -> tuple[str, str]:
         for name in DROPPED_FILTERS:
             args += ["--disable-filter", name]
         output, codes = [], set()
-        names = [repo.rel(p) for p in files] + list(books)
+        scanned = [repo.rel(p) for p in files if repo.rel(p) not in unchanged]
+        names = scanned + list(books)
         for start in range(0, len(names), 400):
             done = repo.run([*args, *names[start : start + 400]])
             codes.add(done.returncode)
             output.append(done.stdout + done.stderr)
     text = "\n".join(output)
-    found = []
+    found, flagged = [], set()
     for kind, where in re.findall(r"Secret Type: (.+)\n\s*Location:\s+(\S+)", text):
         path, _, line = where.rpartition(":")
         book = books.get(path)
         found.append((book.locate(int(line)) if book else where, kind))
+        flagged.add(path)
     for where, kind in found:
         say(f"  {where}: {kind}")
     for item in confirmed:
@@ -684,6 +744,9 @@ def gate_secrets(repo: Repo) -> tuple[str, str]:
         codes.discard(3)
     if codes - {0, 1} or (1 in codes and not found):
         return NOT_RUN, f"detect-secrets-hook failed: {text.strip()[-500:]}"
+    # the scan ran: the files it did not flag are clean as they are now
+    clean = {name: digests[name] for name in unchanged}
+    _remember_clean(cache, config, clean | {n: digests[n] for n in scanned if n not in flagged})
     if found or confirmed:
         return (
             FAIL,

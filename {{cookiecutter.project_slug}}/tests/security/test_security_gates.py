@@ -72,6 +72,21 @@ def test_secrets_gate_fails_on_an_aws_key_in_an_untracked_file(scratch):
     assert "settings.py:1: AWS Access Key" in output, output
 
 
+def test_a_secret_added_to_a_file_scanned_clean_before_is_found(scratch):
+    """Clean verdicts are reused only for the same bytes: an edited file is read again."""
+    settings = scratch / "settings.py"
+    settings.write_text('REGION = "eu-west-1"\n')
+    code, output = gate(scratch, "secrets")
+    assert code == 0, output
+    code, output = gate(scratch, "secrets")
+    assert code == 0 and "are not read again" in output, output
+    key = "AKIAIOSFODNN7EXAMPLE"  # pragma: allowlist secret  (AWS's documented example key)
+    settings.write_text(f'REGION = "eu-west-1"\nAWS_ACCESS_KEY_ID = "{key}"\n')
+    code, output = gate(scratch, "secrets")
+    assert code != 0, output
+    assert "settings.py:2: AWS Access Key" in output, output
+
+
 def test_model_gate_fails_on_code_executing_pickles(scratch):
     (scratch / "models").mkdir()
     (scratch / "models" / "model.pkl").write_bytes(pickle.dumps(TimeitPayload()))
