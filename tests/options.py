@@ -98,6 +98,7 @@ COMMON_FILES = {
     "tests/unit/test_data.py",
     "tests/unit/test_quality.py",
     "tests/performance/test_bench_scale.py",
+    "tests/performance/test_bench_pipeline.py",
     "tests/performance/test_poisoning_at_scale.py",
     # Performance tests (issue 12): make bench-scale and its results table.
     "benchmarks/scale.py",

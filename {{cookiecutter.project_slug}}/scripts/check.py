@@ -1,7 +1,8 @@
 """`make check`: every gate of this project, each phase once, with a heading and a verdict.
 
-Phases: docs (refreshes the generated pages the tests check), test (writes
-reports/junit.xml), security (runs alongside the tests; its output is printed after them),
+Phases: docs (refreshes the generated pages the tests check; the site is then built beside
+the tests), test (writes reports/junit.xml), security (runs beside the tests once the site is
+built, so no gate reads a folder mkdocs is rewriting; its output is printed after the tests),
 controls (reads the tests' outcomes from reports/junit.xml instead of running them again).
 Every phase runs even when an earlier one failed, so one run shows everything that is wrong.
 The last lines are one verdict per phase; reports/check.json holds the same verdicts for
@@ -72,34 +73,47 @@ def main() -> int:
         phases.append({"phase": name, "status": status, "verdict": verdict, "seconds": seconds})
         print(f"--> {name}: {status} ({seconds:.0f} s): {verdict}", flush=True)
 
-    heading(1, "docs", "generated pages from the registry and the last run, mkdocs --strict")
-    record("docs", *stream("docs"))
+    heading(1, "docs", "pages from the registry and the last run; the site (mkdocs --strict) next")
+    pages = stream("docs-pages")
 
-    # The security gates read the tree, never the tests' scratch copies: they run beside the
-    # tests (the machine's second core) and their output is held back until the tests end.
-    with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as log:
-        start = time.monotonic()
-        security = subprocess.Popen(  # nosec B603 - fixed arguments
-            [MAKE, "--no-print-directory", "security"],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        finished: list[float] = []  # when the gates ended, however long the tests take
-        waiter = threading.Thread(
-            target=lambda: (security.wait(), finished.append(time.monotonic()))
-        )
-        waiter.start()
-        heading(2, "test", "unit, integration and security tests (report: reports/junit.xml)")
-        record("test", *stream("test"))
+    # The site build and then the security gates run beside the tests (the machine's second
+    # core); they read the tree, never the tests' scratch copies. Their output is held back
+    # until the tests end.
+    held: dict[str, tuple[int, str, float]] = {}
 
-        heading(3, "security", "bandit, secrets, audit, models, sbom, ci (ran beside the tests)")
-        waiter.join()
-        code = security.returncode
-        seconds = finished[0] - start
-        log.seek(0)
-        output = log.read()
+    def beside_the_tests() -> None:
+        for target in ("docs-site", "security"):
+            with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as log:
+                start = time.monotonic()
+                code = subprocess.call(  # nosec B603 - fixed arguments
+                    [MAKE, "--no-print-directory", target],
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+                seconds = time.monotonic() - start
+                log.seek(0)
+                held[target] = (code, log.read(), seconds)
+
+    background = threading.Thread(target=beside_the_tests)
+    background.start()
+    heading(2, "test", "unit, integration and security tests (report: reports/junit.xml)")
+    tests = stream("test")
+    background.join()
+
+    code, output, seconds = held["docs-site"]
+    print(f"\n(docs, continued: the site, built beside the tests)\n{output}", end="", flush=True)
+    record(
+        "docs",
+        pages[0] or code,
+        pages[1] + output,
+        pages[2] + seconds,
+        last_line(pages[1] if pages[0] else output),
+    )
+    record("test", *tests)
+
+    heading(3, "security", "bandit, secrets, audit, models, sbom, ci (ran beside the tests)")
+    code, output, seconds = held["security"]
     print(output, end="", flush=True)
     gates = gate_verdicts(output)
     audit_not_run = gates.get("audit") == "NOT RUN"

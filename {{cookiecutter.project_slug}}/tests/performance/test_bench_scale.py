@@ -61,40 +61,6 @@ def test_each_stage_of_the_scale_benchmark_runs(scale):
             assert result["passed"], result
 
 
-@pytest.mark.integration
-def test_the_pipeline_benchmark_runs_dvc_repro_on_a_synthetic_raw_table(tmp_path, profile):
-    """--pipeline ROWS: dvc repro in a scratch copy; its section is added to the table and
-    an earlier stage table is kept."""
-    if {entry["type"] for entry in profile["features"].values()} - {"numeric"}:
-        pytest.skip(
-            "integer, boolean or categorical features: the synthetic table (each feature drawn "
-            "on its own per label) holds conflicting near-duplicates by chance; validate stops it"
-        )
-    output = tmp_path / "RESULTS.md"
-    output.write_text("# Scale benchmark (make bench-scale)\n\n| rows |\n", encoding="utf-8")
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "scale.py"),
-            "--pipeline",
-            "3000",
-            "--output",
-            str(output),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    table = output.read_text(encoding="utf-8")
-    assert table.startswith("# Scale benchmark") and "| rows |\n" in table
-    assert "# Whole pipeline" in table and "| 3,000 |" in table
-    for stage in ("prepare", "validate", "train", "evaluate"):
-        assert f"{stage} s" in table
-    assert "the whole pipeline on 3,000 rows" in table
-
-
 def test_a_bad_size_is_refused_with_one_line(tmp_path):
     done = subprocess.run(
         [
