@@ -337,10 +337,8 @@ def pipeline_section(result: dict[str, Any], budget: dict[str, Any], command: st
     stages = result["stages"]
     ok = result["total"] <= budget["pipeline_seconds"]
     what = f"the whole pipeline on {result['rows']:,} rows: {result['total']:.0f} s (goal <= "
-    verdict = (
-        f"{budget['pipeline_seconds']} s, params.yaml bench.pipeline_seconds): "
-        + ("met" if ok else "MISSED")
-    )
+    verdict = f"{budget['pipeline_seconds']} s, params.yaml bench.pipeline_seconds): "
+    verdict += "met" if ok else "MISSED"
     repro = "dvc repro" + (f" {result['until']}" if result.get("until") else "")
     if result.get("until"):
         what = f"the pipeline up to {result['until']} on {result['rows']:,} rows: "

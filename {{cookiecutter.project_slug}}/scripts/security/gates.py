@@ -522,6 +522,64 @@ def loader_findings(name: str, text: str, locate=None) -> tuple[list[str], str]:
 
 
 # --------------------------------------------------------------------------- bandit
+class CleanScans:
+    """Which files a scanner found clean, by their SHA-256, so that an unchanged file is not
+    read again while everything else its verdict depends on (the scanner's version, its
+    settings, this script) stays the same: a changed byte, a new setting or an upgraded
+    scanner means a new scan. Kept inside git's own folder (`git rev-parse --git-path`),
+    which is never committed nor scanned; deleting the file makes the next run read all."""
+
+    def __init__(self, repo: Repo, scanner: str, *settings: str):
+        from importlib import metadata
+
+        self.repo, self.path, self.clean = repo, None, {}
+        try:
+            version = metadata.version(scanner)
+        except metadata.PackageNotFoundError:
+            return  # the scanner's version is unknown here: no verdict is reused
+        done = repo.run(["git", "rev-parse", "--git-path", f"secure-ml/clean-{scanner}.json"])
+        if done.returncode or not done.stdout.strip():
+            return
+        self.path = repo.root / done.stdout.strip()
+        parts = [version, sha256(Path(__file__).read_bytes()).hexdigest(), *settings]
+        self.config = sha256("\0".join(parts).encode()).hexdigest()
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        clean = data.get("clean") if isinstance(data, dict) else None
+        if isinstance(clean, dict) and data.get("config") == self.config:
+            self.clean = {n: e for n, e in clean.items() if isinstance(e, dict)}
+
+    def unchanged(self, digests: dict[str, str]) -> set[str]:
+        """The names whose bytes are as at their last clean scan."""
+        return {n for n, digest in digests.items() if self.clean.get(n, {}).get("sha256") == digest}
+
+    def note(self, count: int, what: str) -> None:
+        if count and self.path:
+            say(
+                f"  {count} {what} byte for byte as at their last clean scan (same scanner and "
+                f"settings) and not read again (delete {self.repo.rel(self.path)} to read all)"
+            )
+
+    def remember(self, clean: dict[str, dict]) -> None:
+        """Record the files found clean now, {name: {"sha256": ..., more}} (the others are
+        forgotten)."""
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            part = self.path.with_suffix(".tmp")
+            part.write_text(json.dumps({"config": self.config, "clean": clean}), "utf-8")
+            part.replace(self.path)
+        except OSError:
+            pass  # no record: the next run reads every file again
+
+
+def digests_of(repo: Repo, paths: list[Path]) -> dict[str, str]:
+    return {repo.rel(p): sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
 def gate_bandit(repo: Repo) -> tuple[str, str]:
     sources, notebooks = python_sources(repo)
     pyproject = repo.root / "pyproject.toml"
@@ -562,17 +620,25 @@ def gate_bandit(repo: Repo) -> tuple[str, str]:
             except UnicodeDecodeError as error:
                 unreadable.append(f"{repo.rel(path)}: not UTF-8 ({error})")
         texts += [(book.name, book.text, book.locate) for book in books.values()]
-        for name, text, locate in texts:
+        flagged = {line.partition(":")[0] for line in unreadable}  # not clean, whatever bandit says
+        for name, text, locate in texts:  # the loader rules and nosec: every file, every run
             bad_nosec += [locate(n) if locate else f"{name}:{n}" for n in nosec_lines(text)]
             found, error = loader_findings(name, text, locate)
             findings += found
             if error:
                 unreadable.append(error)
-        targets = [repo.rel(p) for p in sources] + list(books)
-        if not targets:
+            if found or error or nosec_lines(text):
+                flagged.add(name)
+        if not sources and not books:
             return NOT_RUN, "no Python file or notebook could reach a commit: nothing was checked"
+        scans = CleanScans(repo, "bandit", json.dumps(settings, sort_keys=True, default=str))
+        digests = digests_of(repo, sources)
+        unchanged = scans.unchanged(digests)
+        scans.note(len(unchanged), "Python file(s) are")
+        targets = [name for name in digests if name not in unchanged] + list(books)
         config = ["-c", "pyproject.toml"] if settings else []
-        lines_of_code = 0
+        lines_of_code = sum(int(scans.clean[name].get("loc", 0)) for name in unchanged)
+        loc: dict[str, int] = {}
         for start in range(0, len(targets), 300):
             done = repo.run(
                 [tool("bandit"), "-q", *config, "-f", "json", "--", *targets[start : start + 300]]
@@ -584,11 +650,15 @@ def gate_bandit(repo: Repo) -> tuple[str, str]:
             if report is None or done.returncode not in (0, 1):
                 output = (done.stderr or done.stdout).strip()[-500:]
                 return NOT_RUN, f"bandit exited {done.returncode}: {output}"
-            lines_of_code += report.get("metrics", {}).get("_totals", {}).get("loc", 0)
+            metrics = report.get("metrics", {})
+            lines_of_code += metrics.get("_totals", {}).get("loc", 0)
+            files = {n: m for n, m in metrics.items() if n != "_totals"}
+            loc |= {Path(n).as_posix(): m.get("loc", 0) for n, m in files.items()}
             for error in report.get("errors", []):
                 book = books.get(error["filename"])
                 where = book.name if book else Path(error["filename"]).as_posix()
                 unreadable.append(f"{where}: bandit: {error['reason']}")
+                flagged.add(Path(error["filename"]).as_posix())
             for result in report.get("results", []):
                 book = books.get(result["filename"])
                 where = Path(result["filename"]).as_posix()
@@ -603,6 +673,11 @@ def gate_bandit(repo: Repo) -> tuple[str, str]:
                     f"{place}: {result['test_id']} [{result['issue_severity']}/"
                     f"{result['issue_confidence']}] {result['issue_text']}"
                 )
+                flagged.add(where)
+    # bandit ran on every target: the files it did not flag are clean as they are now
+    now = {n: {"sha256": digests[n], "loc": loc.get(n, 0)} for n in targets if n in digests}
+    kept = {n: scans.clean[n] for n in unchanged} | now
+    scans.remember({n: entry for n, entry in kept.items() if n not in flagged})
     for line in findings:
         say("  " + line)
     for where in bad_nosec:
@@ -615,7 +690,7 @@ def gate_bandit(repo: Repo) -> tuple[str, str]:
         return NOT_RUN, f"{len(unreadable)} file(s) could not be analysed: {unreadable[0]}"[:500]
     if not lines_of_code:
         return NOT_RUN, "bandit scanned nothing"
-    return PASS, f"0 findings in {lines_of_code} lines of code ({len(targets)} files)"
+    return PASS, f"0 findings in {lines_of_code} lines of code ({len(digests) + len(books)} files)"
 
 
 # --------------------------------------------------------------------------- secrets
@@ -630,74 +705,21 @@ DROPPED_FILTERS = (
 )
 
 
-# A file whose exact bytes detect-secrets found clean is not read again while the tool's
-# version, the filters dropped and .secrets.baseline stay the same (what decides its verdict:
-# a changed byte, a new baseline or an upgraded scanner means a new scan). The verdicts are
-# kept inside git's own folder (`git rev-parse --git-path`), which is never committed nor
-# scanned; deleting that file makes the next scan read every file.
-CLEAN_SCANS = "secure-ml/clean-scans.json"
-
-
-def _secrets_cache(repo: Repo) -> Path | None:
-    done = repo.run(["git", "rev-parse", "--git-path", CLEAN_SCANS])
-    return repo.root / done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
-
-
-def _secrets_config(baseline: Path) -> str | None:
-    """What a clean verdict depends on besides the file itself (None: the tool's version is
-    unknown here, so no verdict is reused)."""
-    from importlib import metadata
-
-    try:
-        version = metadata.version("detect-secrets")
-    except metadata.PackageNotFoundError:
-        return None
-    held = sha256(baseline.read_bytes()).hexdigest() if baseline.is_file() else "no baseline"
-    return sha256("\0".join([version, held, *DROPPED_FILTERS]).encode()).hexdigest()
-
-
-def _clean_before(cache: Path | None, config: str | None) -> dict[str, str]:
-    try:
-        data = json.loads(cache.read_text(encoding="utf-8")) if cache else None
-    except (OSError, ValueError):
-        return {}
-    if config is None or not isinstance(data, dict) or data.get("config") != config:
-        return {}
-    clean = data.get("clean")
-    return clean if isinstance(clean, dict) else {}
-
-
-def _remember_clean(cache: Path | None, config: str | None, clean: dict[str, str]) -> None:
-    if cache is None or config is None:
-        return
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        part = cache.with_suffix(".tmp")
-        part.write_text(json.dumps({"config": config, "clean": clean}), encoding="utf-8")
-        part.replace(cache)
-    except OSError:
-        pass  # no cache: the next scan reads every file again
-
-
 def gate_secrets(repo: Repo) -> tuple[str, str]:
     baseline = repo.root / ".secrets.baseline"
     files = [p for p in repo.regular() if p != baseline]
     notebooks = [p for p in files if p.suffix == ".ipynb"]
-    config, cache = _secrets_config(baseline), _secrets_cache(repo)
-    digests = {repo.rel(p): sha256(p.read_bytes()).hexdigest() for p in files}
-    before = _clean_before(cache, config)
-    unchanged = {name for name, digest in digests.items() if before.get(name) == digest}
+    held = sha256(baseline.read_bytes()).hexdigest() if baseline.is_file() else "no baseline"
+    scans = CleanScans(repo, "detect-secrets", held, *DROPPED_FILTERS)
+    digests = digests_of(repo, files)
+    unchanged = scans.unchanged(digests)
     say(
         f"Secret scan of {len(files)} files that could reach a commit (git ls-files: tracked, "
         "or untracked and not ignored; nothing skipped by folder name; notebooks' code cells "
         "also as Python) with detect-secrets"
         + (" against .secrets.baseline" if baseline.is_file() else " (no .secrets.baseline)")
     )
-    if unchanged:
-        say(
-            f"  {len(unchanged)} of them are byte for byte as in their last clean scan (same "
-            f"scanner and baseline) and are not read again (delete {repo.rel(cache)} to read all)"
-        )
+    scans.note(len(unchanged), "of them are")
     confirmed = []
     if baseline.is_file():
         data = json.loads(baseline.read_text(encoding="utf-8"))
@@ -745,8 +767,8 @@ def gate_secrets(repo: Repo) -> tuple[str, str]:
     if codes - {0, 1} or (1 in codes and not found):
         return NOT_RUN, f"detect-secrets-hook failed: {text.strip()[-500:]}"
     # the scan ran: the files it did not flag are clean as they are now
-    clean = {name: digests[name] for name in unchanged}
-    _remember_clean(cache, config, clean | {n: digests[n] for n in scanned if n not in flagged})
+    now = {n: {"sha256": digests[n]} for n in scanned if n not in flagged}
+    scans.remember({n: scans.clean[n] for n in unchanged} | now)
     if found or confirmed:
         return (
             FAIL,
