@@ -12,7 +12,7 @@ unexport PYTHONDONTWRITEBYTECODE
 DEMO_DIR ?= build/demo
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test test-fast docs bench lock clean
+.PHONY: help install demo test test-fast docs bench bench-check lock clean
 
 help: ## List the tasks
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,6 +40,9 @@ docs: $(VENV)/.installed ## Build the template's documentation site with --stric
 
 bench: $(VENV)/.installed ## Run the benchmarks and rewrite benchmarks/RESULTS.md
 	@python benchmarks/run.py
+
+bench-check: $(VENV)/.installed ## Time make check after make demo (its section of benchmarks/RESULTS.md)
+	@python benchmarks/run.py check
 
 lock: $(VENV)/.installed ## Re-resolve the template's and the generated project's locks
 	@uv pip compile pyproject.toml --extra dev --universal --generate-hashes --python-version 3.11 --quiet -o requirements/dev.lock
