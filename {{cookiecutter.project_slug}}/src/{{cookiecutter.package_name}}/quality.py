@@ -203,9 +203,9 @@ def _tail_gaps(values: np.ndarray) -> list[float]:
     among the TAIL_VALUES highest: the resolution at which the reference's own extremes are
     spaced. A row of a split at least that far beyond the reference min or max is a value
     the reference never came near, and is refused on its own (margin hugging); 0 for a
-    feature with one value."""
+    feature of at most TAIL_VALUES distinct values (a value beyond them is a new level)."""
     distinct = np.unique(values)
-    if len(distinct) < 2:
+    if len(distinct) <= TAIL_VALUES:
         return [0.0, 0.0]
     gaps = np.diff(distinct)
     low, high = gaps[: TAIL_VALUES - 1], gaps[-(TAIL_VALUES - 1) :]
@@ -967,6 +967,11 @@ def linear_discriminant_out_of_fold(
 
 
 TRIGGER_EXACT_ROWS = 2000  # groups up to this many rows get the exact tail, larger a bound
+TRIGGER_EXACT_GROUPS = 200  # at most this many groups per feature get it (bounded cost)
+# Label purity runs on splits of at most this many rows: it is the test for the few planted
+# rows of a small table; on larger splits 1% is hundreds of rows, which the value-frequency
+# and contradicted-label tests see, and its per-value work would grow with the values.
+PURITY_MAX_ROWS = 20_000
 
 
 def trigger_label_purity(
@@ -979,8 +984,8 @@ def trigger_label_purity(
     label contradicts the model), so k is a sum of Bernoulli draws (exact tail, or a Chernoff
     bound on large groups). The chance is multiplied by the (value, label) hypotheses that
     could reach the limit at all (Tarone's Bonferroni); below trigger_p the value is a
-    trigger."""
-    if found.predicted is None or not len(frame):
+    trigger. Splits above PURITY_MAX_ROWS rows are left to the other trigger tests."""
+    if found.predicted is None or not len(frame) or len(frame) > PURITY_MAX_ROWS:
         return
     codes = found.predicted[1]
     probabilities = linear_discriminant_out_of_fold(design_matrix(frame, profile), codes, settings)
@@ -991,7 +996,7 @@ def trigger_label_purity(
     logs = np.log(probs)
     least = int(settings["trigger_min_rows"])
     alpha = float(settings["trigger_p"])
-    hypotheses = []  # (feature, group codes, group index, label, k, log least chance)
+    hypotheses = []  # per feature: the log of each (value, label) pair's least chance
     per_feature = []
     for name in _features_present(frame, profile):
         categorical = is_categorical(profile["features"][name], frame[name])
@@ -1035,10 +1040,15 @@ def trigger_label_purity(
         candidate = (
             (k >= least) & (floor < math.log(alpha / tests)) & (bound < math.log(alpha / tests) + k)
         )
-        for gi, c in zip(*np.nonzero(candidate), strict=True):
+        order = np.argsort(group, kind="stable")
+        starts = np.searchsorted(group[order], big)
+        picked = np.argwhere(candidate)
+        # the most promising first; beyond TRIGGER_EXACT_GROUPS the bound alone decides
+        picked = picked[np.argsort(bound[candidate], kind="stable")]
+        for rank, (gi, c) in enumerate(picked):
             value_code = big[gi]
-            members = np.flatnonzero(group == value_code)
-            if len(members) <= TRIGGER_EXACT_ROWS:
+            members = order[starts[gi] : starts[gi] + size[gi]]
+            if len(members) <= TRIGGER_EXACT_ROWS and rank < TRIGGER_EXACT_GROUPS:
                 tail = _poisson_binomial_tail(probs[members, c], int(k[gi, c]))
             else:
                 tail = math.exp(min(float(bound[gi, c]), 0.0))
