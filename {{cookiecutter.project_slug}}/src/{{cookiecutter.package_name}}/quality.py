@@ -19,8 +19,16 @@ categorical features are handled per type; a missing value is a value of its own
   self-confidence while another class is at or above its own;
 - value-frequency spikes: one exact value far more common than the reference predicts
   (a backdoor trigger set on many rows);
-- rows outside the reference range but inside the schema margin, above a share (margin
-  hugging);
+- backdoor triggers by their labels: the rows of one exact value (or category) mostly
+  carry labels the out-of-fold model contradicts (binomial tail on the issue rows); and,
+  for classification, k of a value's rows carry one label where an out-of-fold linear
+  discriminant expects far fewer (an exact Poisson-binomial tail, each row's probability
+  kept within [q, 1 - q] with q the reference's label-issue share, Tarone's Bonferroni over
+  the value/label pairs that could reach `trigger_p` at all);
+- rows outside the reference range: one row is refused on its own when it lies beyond the
+  reference min or max by at least the smallest gap between the reference's own most
+  extreme values (`tail_gaps`); closer ones above a share (margin hugging);
+- categories the reference never had (the schema refuses them too);
 - per-feature distribution distance (PSI on the reference's quantile bins, missing as a bin);
 - label-conditional shift: a label's share within a feature bin moving from the reference
   (regression: the target's reference quartiles play the labels).
@@ -187,6 +195,23 @@ def _top_values(series: pd.Series, categorical: bool) -> tuple[list[list[Any]], 
     )
 
 
+TAIL_VALUES = 6  # most extreme distinct values per side whose gaps set a lone outlier's limit
+
+
+def _tail_gaps(values: np.ndarray) -> list[float]:
+    """The smallest gap between consecutive distinct values among the TAIL_VALUES lowest and
+    among the TAIL_VALUES highest: the resolution at which the reference's own extremes are
+    spaced. A row of a split at least that far beyond the reference min or max is a value
+    the reference never came near, and is refused on its own (margin hugging); 0 for a
+    feature of at most TAIL_VALUES distinct values (a value beyond them is a new level)."""
+    distinct = np.unique(values)
+    if len(distinct) <= TAIL_VALUES:
+        return [0.0, 0.0]
+    gaps = np.diff(distinct)
+    low, high = gaps[: TAIL_VALUES - 1], gaps[-(TAIL_VALUES - 1) :]
+    return [float(f"{low.min():.6g}"), float(f"{high.min():.6g}")]
+
+
 def reference_stats(
     frame: pd.DataFrame, target: str, task: str, profile: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -221,6 +246,7 @@ def reference_stats(
             finite = values[~np.isnan(values)]
             edges = np.unique(np.quantile(finite, quantiles)) if len(finite) else np.array([])
             entry = {"kind": "numeric", "edges": [float(e) for e in edges]}
+            entry["tail_gaps"] = _tail_gaps(finite)
         codes = _bins(series, entry)
         size = _bin_count(entry)
         entry["shares"] = [
@@ -340,6 +366,8 @@ class Found:
         self.problems: list[str] = []
         self.metrics: dict[str, Any] = {}
         self.label_issues: np.ndarray | None = None
+        # classification: out-of-fold class probabilities and each row's label code
+        self.predicted: tuple[np.ndarray, np.ndarray] | None = None
 
     def reject(
         self, index: pd.Index, positions: np.ndarray, column: Any, rule: str, values: Any = None
@@ -629,8 +657,22 @@ def design_matrix(frame: pd.DataFrame, profile: dict[str, Any]) -> np.ndarray:
         blocks.append(np.where(missing, 0.0, (values - np.nanmean(values)) / spread)[:, None])
         if missing.any():
             blocks.append(missing[:, None].astype(float))
+    reference = (profile.get("distributions") or {}).get("features") or {}
     for name in categorical:
-        codes, uniques = pd.factorize(as_text(frame[name]))
+        text = as_text(frame[name])
+        known = (reference.get(name) or {}).get("levels")
+        if known is not None:
+            # The reference's levels (and missing) only: a level the reference never had
+            # gets no column, so the model cannot learn a planted new level from the very
+            # rows that carry it (their labels are then judged by the other features).
+            lookup = {level: i for i, level in enumerate([*known, MISSING])}
+            level = np.array(text.map(lookup).fillna(-1).to_numpy(dtype=np.int64))
+            onehot = np.zeros((len(frame), len(lookup)))
+            seen = level >= 0
+            onehot[np.flatnonzero(seen), level[seen]] = 1.0
+            blocks.append(onehot)
+            continue
+        codes, uniques = pd.factorize(text)
         top = np.argsort(-np.bincount(codes, minlength=len(uniques)), kind="stable")[:MAX_LEVELS]
         level = np.full(len(uniques), len(top))
         level[top] = np.arange(len(top))
@@ -718,13 +760,14 @@ def confident_label_issues(probabilities: np.ndarray, codes: np.ndarray) -> np.n
 
 def _label_issue_share(
     frame: pd.DataFrame, target: str, profile: dict[str, Any], settings: dict[str, Any]
-) -> tuple[float, np.ndarray]:
+) -> tuple[float, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """The share of label issues, the issue mask and (probabilities, label codes)."""
     counts = as_text(frame[target]).value_counts()
     if len(counts) < 2 or len(frame) < 20 or counts.min() < 2:
-        return 0.0, np.zeros(len(frame), dtype=bool)
+        return 0.0, np.zeros(len(frame), dtype=bool), None
     probabilities, codes = out_of_fold_probabilities(frame, target, profile, settings)
     issues = confident_label_issues(probabilities, codes)
-    return float(issues.mean()), issues
+    return float(issues.mean()), issues, (probabilities, codes)
 
 
 def label_noise(
@@ -734,8 +777,9 @@ def label_noise(
     settings: dict[str, Any],
     found: Found,
 ) -> None:
-    share, issues = _label_issue_share(frame, target, profile, settings)
+    share, issues, predicted = _label_issue_share(frame, target, profile, settings)
     found.label_issues = issues
+    found.predicted = predicted
     found.metrics["label_noise_share"] = round(share, 6)
     dist = profile.get("distributions") or {}
     n = len(frame)
@@ -866,6 +910,173 @@ def trigger_labels(
     found.metrics["trigger_min_p"] = float(f"{worst:.3g}")
 
 
+def _poisson_binomial_tail(p: np.ndarray, k: int) -> float:
+    """P(S >= k) for S a sum of independent Bernoulli(p_i), exact (counts capped at k)."""
+    dist = np.zeros(k + 1)
+    dist[0] = 1.0
+    for pi in p:
+        top = dist[k]
+        dist[1:] = dist[1:] * (1.0 - pi) + dist[:-1] * pi
+        dist[0] *= 1.0 - pi
+        dist[k] += top * pi
+    return float(min(dist[k], 1.0))
+
+
+def _tarone_tests(log_least: np.ndarray, alpha: float) -> int:
+    """Tarone's count of testable hypotheses: the smallest m such that at most m of them can
+    reach a chance below alpha / m at all (log_least: the log of each one's smallest possible
+    chance). Hypotheses that cannot reach it never count against the others (Bonferroni)."""
+    if not len(log_least):
+        return 1
+    ordered = np.sort(log_least)
+    m = np.arange(1, len(ordered) + 1)
+    reachable = np.searchsorted(ordered, np.log(alpha / m), side="left")
+    fits = np.flatnonzero(reachable <= m)
+    return int(m[fits[0]]) if len(fits) else len(ordered)
+
+
+def linear_discriminant_out_of_fold(
+    x: np.ndarray, codes: np.ndarray, settings: dict[str, Any], ridge: float = 0.1
+) -> np.ndarray:
+    """Class probabilities of each row from a linear discriminant (class means, one pooled
+    covariance plus `ridge` on the standardised features) fitted without its fold: closed
+    form, one pass over the rows. Sharper than the regularised logistic model on small
+    tables, so a row planted far from its label's class gets a small probability."""
+    n, d = x.shape
+    classes = int(codes.max()) + 1
+    folds = max(2, int(settings["label_noise_folds"]))
+    rng = np.random.default_rng(int(settings["seed"]) + 1)
+    fold = rng.permutation(n) % folds
+    limit = int(settings["label_noise_fit_rows"])
+    out = np.full((n, classes), 1.0 / classes)
+    for f in range(folds):
+        fit = np.flatnonzero(fold != f)
+        if len(fit) > limit:
+            fit = np.sort(rng.choice(fit, limit, replace=False))
+        counts = np.bincount(codes[fit], minlength=classes)
+        if (counts == 0).any():
+            continue
+        means = np.stack([x[fit][codes[fit] == c].mean(axis=0) for c in range(classes)])
+        residual = x[fit] - means[codes[fit]]
+        pooled = residual.T @ residual / max(len(fit) - classes, 1) + ridge * np.eye(d)
+        solved = np.linalg.solve(pooled, means.T)  # d x classes
+        held = fold == f
+        scores = x[held] @ solved - 0.5 * np.einsum("cd,dc->c", means, solved)
+        out[held] = _softmax(scores + np.log(counts / counts.sum()))
+    return out
+
+
+TRIGGER_EXACT_ROWS = 2000  # groups up to this many rows get the exact tail, larger a bound
+TRIGGER_EXACT_GROUPS = 200  # at most this many groups per feature get it (bounded cost)
+# Label purity runs on splits of at most this many rows: it is the test for the few planted
+# rows of a small table; on larger splits 1% is hundreds of rows, which the value-frequency
+# and contradicted-label tests see, and its per-value work would grow with the values.
+PURITY_MAX_ROWS = 20_000
+
+
+def trigger_label_purity(
+    frame: pd.DataFrame, profile: dict[str, Any], settings: dict[str, Any], found: Found
+) -> None:
+    """A backdoor's rows share one exact value (or category) and one planted label. Per
+    feature, value and label: k of the value's c rows carry label L; under no attack each
+    row carries L with the out-of-fold model's probability, kept within [q, 1 - q] (q: the
+    reference's label-issue share at the split's size, at least 1/rows: how often a clean
+    label contradicts the model), so k is a sum of Bernoulli draws (exact tail, or a Chernoff
+    bound on large groups). The chance is multiplied by the (value, label) hypotheses that
+    could reach the limit at all (Tarone's Bonferroni); below trigger_p the value is a
+    trigger. Splits above PURITY_MAX_ROWS rows are left to the other trigger tests."""
+    if found.predicted is None or not len(frame) or len(frame) > PURITY_MAX_ROWS:
+        return
+    codes = found.predicted[1]
+    probabilities = linear_discriminant_out_of_fold(design_matrix(frame, profile), codes, settings)
+    n, classes = probabilities.shape
+    dist = profile.get("distributions") or {}
+    q = max(expected_noise_share(dist, n), 1.0 / n)
+    probs = np.clip(probabilities, q, 1.0 - q)
+    logs = np.log(probs)
+    least = int(settings["trigger_min_rows"])
+    alpha = float(settings["trigger_p"])
+    hypotheses = []  # per feature: the log of each (value, label) pair's least chance
+    per_feature = []
+    for name in _features_present(frame, profile):
+        categorical = is_categorical(profile["features"][name], frame[name])
+        keys = as_text(frame[name]) if categorical else pd.Series(numeric(frame[name]))
+        group, uniques = pd.factorize(keys)
+        size = np.bincount(group[group >= 0], minlength=len(uniques))
+        big = np.flatnonzero(size >= least)
+        if not len(big):
+            continue
+        rows = group >= 0
+        g = group[rows]
+        k = np.bincount(g * classes + codes[rows], minlength=len(uniques) * classes)
+        k = k.reshape(len(uniques), classes)[big]
+        floor = np.stack(
+            [
+                np.bincount(g, weights=logs[rows, c], minlength=len(uniques))[big]
+                for c in range(classes)
+            ],
+            axis=1,
+        )  # log of the chance that every row of the group carries label c
+        mean = np.stack(
+            [
+                np.bincount(g, weights=probs[rows, c], minlength=len(uniques))[big]
+                for c in range(classes)
+            ],
+            axis=1,
+        )
+        per_feature.append((name, group, uniques, big, k, floor, mean, size[big]))
+        hypotheses.append(floor.ravel())
+    if not hypotheses:
+        return
+    tests = _tarone_tests(np.concatenate(hypotheses), alpha)
+    worst = 1.0
+    for name, group, uniques, big, k, floor, mean, size in per_feature:
+        # Chernoff: P(S >= k) <= exp(k - mean) (mean / k)^k for k > mean (an upper bound)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bound = np.where(
+                k > mean, k - mean + k * np.log(np.maximum(mean, 1e-300) / np.maximum(k, 1)), 0.0
+            )
+        # the bound is loose by up to e^k: look at every group it does not already clear
+        candidate = (
+            (k >= least) & (floor < math.log(alpha / tests)) & (bound < math.log(alpha / tests) + k)
+        )
+        order = np.argsort(group, kind="stable")
+        starts = np.searchsorted(group[order], big)
+        picked = np.argwhere(candidate)
+        # the most promising first; beyond TRIGGER_EXACT_GROUPS the bound alone decides
+        picked = picked[np.argsort(bound[candidate], kind="stable")]
+        for rank, (gi, c) in enumerate(picked):
+            value_code = big[gi]
+            members = order[starts[gi] : starts[gi] + size[gi]]
+            if len(members) <= TRIGGER_EXACT_ROWS and rank < TRIGGER_EXACT_GROUPS:
+                tail = _poisson_binomial_tail(probs[members, c], int(k[gi, c]))
+            else:
+                tail = math.exp(min(float(bound[gi, c]), 0.0))
+            chance = min(tail * tests, 1.0)
+            worst = min(worst, chance)
+            if chance >= alpha:
+                continue
+            carrying = members[codes[members] == c]
+            contradicted = carrying[probabilities[carrying, c] < 0.5]
+            named = contradicted if len(contradicted) else carrying
+            value = value_key(uniques[value_code])
+            found.problems.append(
+                f"{name} = {value}: {int(k[gi, c])} of its {int(size[gi])} row(s) carry one "
+                f"label where an out-of-fold model expects {float(mean[gi, c]):.1f} (chance "
+                f"{chance:.1e} over {tests} value tests, limit {alpha}): a backdoor trigger?"
+            )
+            found.reject(
+                frame.index,
+                np.sort(named),
+                name,
+                f"backdoor trigger: {int(k[gi, c])} of {int(size[gi])} rows with this value "
+                "carry one label the out-of-fold model does not expect there",
+                value,
+            )
+    found.metrics["trigger_purity_min_p"] = float(f"{worst:.3g}")
+    found.metrics["trigger_tests"] = tests
+
+
 # --- poisoning beyond ranges ------------------------------------------------------------------
 SPIKE_SAMPLE = 50_000  # value counts of splits over twice this start from a sample of it
 
@@ -946,6 +1157,7 @@ def outside_reference(
 ) -> None:
     """Rows beyond the reference min/max (inside the schema margin), above a share."""
     numeric_names, _ = _split_kinds(frame, profile)
+    dist = (profile.get("distributions") or {}).get("features") or {}
     worst = 0.0
     for name in numeric_names:
         bounds = feature_range(profile["features"][name])
@@ -958,6 +1170,33 @@ def outside_reference(
         outside = (values < bounds[0] - slack) | (values > bounds[1] + slack)
         count = int(outside.sum())
         worst = max(worst, count / len(frame))
+        gaps = ((dist.get(name) or {}).get("tail_gaps")) if dist else None
+        if gaps is not None and count:
+            # A row beyond the reference min (max) by at least the smallest gap between the
+            # reference's own most extreme values is refused alone, however few they are:
+            # the data the profile was built from never lies outside its range
+            # (docs/data-card.md: new data beyond the range needs a reviewed profile).
+            far = outside & (
+                ((bounds[0] - values) >= gaps[0] - slack)
+                | ((values - bounds[1]) >= gaps[1] - slack)
+            )
+            if far.any():
+                where = np.flatnonzero(far)
+                found.problems.append(
+                    f"{len(where)} row(s) of {name} lie beyond the reference range "
+                    f"[{bounds[0]:g}, {bounds[1]:g}] by at least the gap between its "
+                    f"most extreme values ({gaps[0]:g} below, {gaps[1]:g} above), inside the "
+                    "margin or not: rows hugging the margin?"
+                )
+                found.reject(
+                    frame.index,
+                    where,
+                    name,
+                    "outside the reference range by at least the gap between its extreme values",
+                    values[where],
+                )
+                outside &= ~far
+                count = int(outside.sum())
         if count >= settings["outside_range_min_rows"] and (
             count / len(frame) > settings["max_outside_range_share"]
         ):
@@ -975,6 +1214,35 @@ def outside_reference(
                 values[where],
             )
     found.metrics["max_outside_range_share"] = round(worst, 6)
+
+
+def unseen_categories(
+    frame: pd.DataFrame, profile: dict[str, Any], settings: dict[str, Any], found: Found
+) -> None:
+    """Rows whose category the reference never had (the schema of validate refuses them too;
+    here so that these checks alone stop a trigger made of a new category)."""
+    _, categorical = _split_kinds(frame, profile)
+    for name in categorical:
+        entry = profile["features"][name]
+        known = entry.get("categories")
+        if known is None:  # an older profile: the reference's levels, when it kept all
+            ref = ((profile.get("distributions") or {}).get("features") or {}).get(name) or {}
+            levels = ref.get("levels")
+            if levels is None or len(levels) >= MAX_LEVELS:
+                continue
+            known = levels
+        text = as_text(frame[name])
+        new = ~text.isin([*map(str, known), MISSING]).to_numpy()
+        if not new.any():
+            continue
+        where = np.flatnonzero(new)
+        values = text.to_numpy()[where]
+        shown = ", ".join(sorted({str(v) for v in values})[:5])
+        found.problems.append(
+            f"{len(where)} row(s) of {name} carry categories the reference never had ({shown}): "
+            "a planted category?"
+        )
+        found.reject(frame.index, where, name, "category the reference never had", values)
 
 
 def _psi(actual: np.ndarray, expected: np.ndarray) -> float:
@@ -1094,6 +1362,8 @@ def check_frame(
         residual_outliers(frame, target, profile, settings, found)
     value_spikes(frame, profile, settings, found)
     trigger_labels(frame, profile, settings, found)
+    trigger_label_purity(frame, profile, settings, found)
     outside_reference(frame, profile, settings, found)
+    unseen_categories(frame, profile, settings, found)
     distribution_shift(frame, target, profile, settings, found)
     return found.rows, found.count, found.problems, found.metrics

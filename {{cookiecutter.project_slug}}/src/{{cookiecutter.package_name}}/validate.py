@@ -11,9 +11,11 @@ Checks, each with its threshold in params.yaml (`validate:`):
 - data quality and poisoning (quality.py, linear in the rows): exact duplicates above
   `max_duplicate_share` beyond the reference's own share (weight boosting), rows equal after
   rounding or within `near_duplicate_distance` but labelled differently (flipped copies),
-  label noise by confident learning on out-of-fold predictions, value-frequency spikes
-  (backdoor triggers), rows outside the reference range inside the margin, per-feature PSI
-  and label-conditional shifts against the profile's `distributions` (each split on its own).
+  label noise by confident learning on out-of-fold predictions, value-frequency spikes and
+  label-purity tests on exact values (backdoor triggers), rows outside the reference range
+  inside the margin (one alone when it lies as far out as the reference's extremes are
+  spaced), categories the reference never had, per-feature PSI and label-conditional shifts
+  against the profile's `distributions` (each split on its own).
 
 Every rejected row is written to reports/validation.json as {row, column, rule, value}; the
 stage exits 1 and DVC stops before `train`.

@@ -7,6 +7,7 @@ starts `train`) and name the rejected rows (row, column, rule) in reports/valida
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 import yaml
 
 from conftest import every_rejection, flip, flood_copies, numeric_features, squeezed
-from {{ cookiecutter.package_name }} import validate
+from {{ cookiecutter.package_name }} import quality, validate
 from {{ cookiecutter.package_name }}.config import Paths
 from {{ cookiecutter.package_name }}.data import LABEL, labels_as_profiled
 from {{ cookiecutter.package_name }}.validate import (
@@ -254,6 +255,74 @@ def test_rows_hugging_the_margin_are_rejected(frames, profile, params):
     assert not rejected(report, "schema")
     assert not report["passed"]
     assert set(range(len(train), len(train) + 6)) <= rejected(report, "outside the reference")
+
+
+def margin_value(profile, params, feature: str) -> float:
+    """A value just inside the allowed margin above the reference max (integers: the largest
+    whole value the margin allows, at least max + 1)."""
+    entry = profile["features"][feature]
+    _, high = allowed_range(entry, params["validate"]["range_margin"])
+    value = entry["max"] + 0.99 * (high - entry["max"])
+    if entry["type"] == "integer":
+        value = max(float(math.floor(value)), entry["max"] + 1.0)
+    return value
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_one_or_two_rows_just_inside_the_margin_are_rejected(frames, profile, params, count):
+    """`count` rows per numeric feature, each copied from the split with that one feature
+    just inside the margin above the reference max: the schema lets every one pass, yet each
+    lies beyond the reference range by at least the gap between the reference's own most
+    extreme values, which data the profile was built from never does."""
+    train = frames[0]
+    margin = params["validate"]["range_margin"]
+    features = [
+        name
+        for name in numeric_features(profile)
+        if margin_value(profile, params, name)
+        <= allowed_range(profile["features"][name], margin)[1]
+    ]
+    if not features:
+        pytest.skip(f"validate.range_margin {margin} leaves no margin above any feature's max")
+    planted = []
+    for k, name in enumerate(features):
+        rows = train.sample(count, random_state=k).assign(
+            **{name: margin_value(profile, params, name)}
+        )
+        planted.append(rows)
+    poisoned = pd.concat([train, *planted], ignore_index=True)
+    report = check(poisoned, profile, params)
+    assert not rejected(report, "schema")
+    assert not report["passed"]
+    named = {
+        (r["row"], r["column"])
+        for r in report["rejected_rows"]
+        if r["rule"].startswith("outside the reference range")
+    }
+    expected = {
+        (len(train) + k * count + i, name) for k, name in enumerate(features) for i in range(count)
+    }
+    assert expected <= named, sorted(expected - named)[:5]
+
+
+def test_a_new_category_on_one_percent_of_rows_is_refused_by_the_quality_checks_alone(
+    frames, profile, params
+):
+    """A trigger made of a category the reference never had, on 1% of the rows (at least
+    one), labelled as one class: the schema refuses it, and so do the quality checks on their
+    own (quality.check_frame, which never sees the schema)."""
+    names = [n for n, e in profile["features"].items() if e["type"] == "categorical"]
+    if not names:
+        pytest.skip("the profile has no categorical feature")
+    train = frames[0]
+    poisoned, victims = backdoor(train, numeric_features(profile)[0], 0.0, 0.01, profile)
+    poisoned[numeric_features(profile)[0]] = train[numeric_features(profile)[0]]
+    poisoned[names[0]] = poisoned[names[0]].astype(object)
+    poisoned.loc[list(victims), names[0]] = "zz-planted"
+    settings = every_rejection(params)
+    rows, _, problems, _ = quality.check_frame(poisoned, LABEL, None, profile, settings)
+    assert problems, "the quality checks let a new category through"
+    assert victims <= {r["row"] for r in rows if r["column"] == names[0]}
 
 
 def test_labels_planted_in_one_region_of_a_feature_are_rejected(

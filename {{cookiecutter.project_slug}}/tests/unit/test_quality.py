@@ -190,3 +190,68 @@ def test_the_near_duplicate_search_refuses_rather_than_miss_pairs():
     assert (
         quality.near_duplicate_pairs(points, labels, np.zeros(2000, np.uint64), 0.02, 1000) is None
     )
+
+
+def test_the_poisson_binomial_tail_is_exact():
+    p = np.array([0.1, 0.5, 0.02, 0.9, 0.3])
+    outcomes = np.array(np.meshgrid(*[[0, 1]] * len(p))).reshape(len(p), -1).T
+    chance = np.prod(np.where(outcomes == 1, p, 1 - p), axis=1)
+    for k in range(len(p) + 1):
+        expected = chance[outcomes.sum(axis=1) >= k].sum()
+        assert quality._poisson_binomial_tail(p, k) == pytest.approx(expected)
+
+
+def test_tarone_counts_only_hypotheses_that_can_reach_the_limit():
+    # two can reach 0.001 / 2; a thousand others can never go below 0.5: they do not count
+    least = np.log(np.r_[[1e-9, 1e-8], np.full(1000, 0.5)])
+    assert quality._tarone_tests(least, 0.001) == 2
+    assert quality._tarone_tests(np.log(np.full(10, 1e-9)), 0.001) == 10
+
+
+def test_a_lone_row_beyond_the_reference_extremes_is_refused():
+    """One row a little beyond the reference max (inside any margin) is refused on its own;
+    the reference's own extreme is not."""
+    frame = mixed()
+    profile = profile_of(frame, "multiclass")
+    part, _ = halves(frame)
+    gap = profile["distributions"]["features"]["size"]["tail_gaps"][1]
+    assert gap > 0
+    top = profile["features"]["size"]["max"]
+    part.loc[0, "size"] = top
+    assert quality.check_frame(part, "target", None, profile, {})[2] == []
+    part.loc[1, "size"] = top + 1.01 * gap
+    rows, _, problems, _ = quality.check_frame(part, "target", None, profile, {})
+    assert any("beyond the reference range" in p for p in problems), problems
+    assert {r["row"] for r in rows if r["column"] == "size"} == {1}
+
+
+def test_a_category_the_reference_never_had_is_refused_on_one_row():
+    frame = mixed()
+    profile = profile_of(frame, "multiclass")
+    part, _ = halves(frame)
+    part["colour"] = part["colour"].astype(object)
+    part.loc[3, "colour"] = "purple"
+    rows, _, problems, _ = quality.check_frame(part, "target", None, profile, {})
+    assert any("never had" in p for p in problems), problems
+    assert {r["row"] for r in rows if r["rule"].startswith("category")} == {3}
+
+
+def test_a_backdoor_on_three_rows_of_a_small_table_is_named_by_its_label_purity():
+    """150 rows of three well separated classes; 3 rows (2%) of one class get a new exact
+    value and another class's label: too few for a frequency spike or a count of label
+    issues, but three rows of one value all carrying a label the out-of-fold discriminant
+    gives a small chance are a trigger. The clean half passes."""
+    rng = np.random.default_rng(11)
+    centres = np.array([[0.0, 0.0, 0.0, 0.0], [3.0, 0.0, 3.0, 0.0], [0.0, 3.0, 0.0, 3.0]])
+    labels = np.repeat(["a", "b", "c"], 100)
+    x = centres[np.repeat(np.arange(3), 100)] + rng.normal(0, 0.7, (300, 4))
+    frame = pd.DataFrame(np.round(x, 3), columns=list("wxyz")).assign(target=labels)
+    profile = profile_of(frame, "multiclass")
+    part, other = halves(frame)
+    assert quality.check_frame(other, "target", None, profile, {})[2] == []
+    victims = part[part["target"] == "a"].sample(3, random_state=1).index
+    part.loc[victims, "x"] = 1.2345
+    part.loc[victims, "target"] = "c"
+    rows, _, problems, metrics = quality.check_frame(part, "target", None, profile, {})
+    assert any(p.startswith("x = 1.2345") and "backdoor" in p for p in problems), metrics
+    assert set(victims) <= {r["row"] for r in rows if r["column"] == "x"}
