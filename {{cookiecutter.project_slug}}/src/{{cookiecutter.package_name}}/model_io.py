@@ -27,6 +27,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import skops.io as sio
 import yaml
 
 from . import signing
@@ -96,8 +97,6 @@ def save_model(model: Any, path: Path, manifest: Path, **extra: Any) -> dict[str
             raise ModelIntegrityError(str(error)) from error
         usable = False
         log.warning("model.require_signature is false: %s is saved unsigned (%s)", path.name, error)
-    import skops.io as sio  # imported here, as in load_model
-
     path.parent.mkdir(parents=True, exist_ok=True)
     sio.dump(model, path)
     if usable:
@@ -180,10 +179,6 @@ def load_model(path: Path, manifest: Path) -> Any:
         )
     if Path(path).resolve() == (root / MODEL_RELPATH).resolve():
         check_pinned_digest(path, data, root)
-    # skops is imported only now: it imports every estimator of scikit-learn (seconds), so
-    # a model the checks above refuse is refused without that cost
-    import skops.io as sio
-
     try:
         untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in TRUSTED_TYPES]
     except (zipfile.BadZipFile, KeyError, ValueError) as error:  # not a skops archive at all
