@@ -1,7 +1,8 @@
 """`make bench-serve`: the guarded service under load, beside a bare endpoint (performance test).
 
-Two servers on 127.0.0.1, started and stopped by this script, both on the pipeline's verified
-model (models/model.skops, or --project's) and with the same number of uvicorn workers:
+Two servers on 127.0.0.1, started together by this script (each is measured while the other
+idles) and stopped by it, both on the pipeline's verified model (models/model.skops, or
+--project's) and with the same number of uvicorn workers:
 
   guarded  the service exactly as `make serve` runs it (python -m PACKAGE serve), every guard
            on: token, rate limit (raised to a count the load never reaches: every request is
@@ -70,7 +71,7 @@ def free_port() -> int:
 
 def wait_until_serving(port: int, process: subprocess.Popen, log: Path, seconds: float = 180):
     """Until GET /health answers 200 (every worker may still be loading: one answer is enough
-    to start; the warm-up of each case lets the others join)."""
+    to start; the warm-up of each case lets the others join), asked every 20 ms."""
     deadline = time.monotonic() + seconds
     request = b"GET /health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
     while True:
@@ -85,16 +86,16 @@ def wait_until_serving(port: int, process: subprocess.Popen, log: Path, seconds:
             pass
         if time.monotonic() > deadline:
             raise SystemExit(f"bench-serve: no server on port {port} after {seconds:.0f} s")
-        time.sleep(0.2)
+        time.sleep(0.02)
 
 
 @contextmanager
 def running(command: list[str], env: dict[str, str], port: int, log: Path):
+    """A server started (not waited for: see wait_until_serving), stopped on exit."""
     with log.open("w") as out:
         # this project's interpreter and script, an argument list, no shell
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)  # nosec B603
         try:
-            wait_until_serving(port, process, log)
             yield process
         finally:
             process.terminate()
@@ -127,7 +128,7 @@ def redis_store(folder: Path):
                 except OSError:
                     if time.monotonic() > deadline or process.poll() is not None:
                         raise SystemExit("bench-serve: redis-server did not start") from None
-                    time.sleep(0.05)
+                    time.sleep(0.01)
             yield f"redis://127.0.0.1:{port}"
         finally:
             process.terminate()
@@ -337,14 +338,10 @@ def serve_bare(port: int, workers: int) -> int:
     return 0
 
 
-def predict_ratio(rows: list[dict[str, Any]], project: Path) -> dict[str, Any]:
+def predict_ratio(rows: list[dict[str, Any]], predictor: Any) -> dict[str, Any]:
     """Guarded Predictor.predict on one row against the model's own call on the same row."""
     import timeit
 
-    from {{ cookiecutter.package_name }}.config import Paths
-    from {{ cookiecutter.package_name }}.inference import Predictor
-
-    predictor = Predictor(Paths(project))
     row = rows[:1]
     frame = model_frame(row, predictor.columns)
     model = predictor.model
@@ -479,7 +476,6 @@ def main(argv: list[str] | None = None) -> int:
     workers = int(settings["workers"]) if auto else int(args.workers)
     if os.environ.get("MODEL_SIGNING_KEY_DIR") is None:
         os.environ["MODEL_SIGNING_KEY_DIR"] = str(project / "keys")
-    ratio = predict_ratio(examples, project)
     results: dict[tuple[str, int, int], dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch, ExitStack() as stack:
         folder = Path(scratch)
@@ -508,29 +504,39 @@ def main(argv: list[str] | None = None) -> int:
                 "--bare-port",
             ],
         }
+        # Both servers start together, while this process loads the model for the in-process
+        # timing; every measurement waits until both serve, and each server is measured
+        # while the other idles.
+        started = {}
         for server, command in servers.items():
-            port = free_port()
-            log = folder / f"{server}.log"
-            with running([*command, str(port)], env, port, log):
-                for batch in args.batches:
-                    rows = (examples * batch)[:batch]
-                    token = TOKEN if server == "guarded" else None
-                    for connections in args.connections:
-                        if client == "wrk":
-                            body = json.dumps({"rows": rows}).encode()
-                            result = wrk_client(
-                                port, body, token, connections, args.seconds, folder
-                            )
-                        else:
-                            request = request_bytes(rows, token)
-                            result = python_client(port, request, connections, args.seconds)
-                        results[(server, batch, connections)] = result
-                        print(
-                            f"bench-serve: {server:<7} {batch:>3} row(s) {connections} conn "
-                            f"{result['rps']:8,.0f} req/s p50 {result['p50_ms']:6.2f} ms "
-                            f"p99 {result['p99_ms']:6.2f} ms errors {result['errors']}",
-                            flush=True,
-                        )
+            port, log = free_port(), folder / f"{server}.log"
+            process = stack.enter_context(running([*command, str(port)], env, port, log))
+            started[server] = port, log, process
+        from {{ cookiecutter.package_name }}.config import Paths
+        from {{ cookiecutter.package_name }}.inference import Predictor
+
+        predictor = Predictor(Paths(project))
+        for port, log, process in started.values():
+            wait_until_serving(port, process, log)
+        ratio = predict_ratio(examples, predictor)
+        for server, (port, _, _) in started.items():
+            for batch in args.batches:
+                rows = (examples * batch)[:batch]
+                token = TOKEN if server == "guarded" else None
+                for connections in args.connections:
+                    if client == "wrk":
+                        body = json.dumps({"rows": rows}).encode()
+                        result = wrk_client(port, body, token, connections, args.seconds, folder)
+                    else:
+                        request = request_bytes(rows, token)
+                        result = python_client(port, request, connections, args.seconds)
+                    results[(server, batch, connections)] = result
+                    print(
+                        f"bench-serve: {server:<7} {batch:>3} row(s) {connections} conn "
+                        f"{result['rps']:8,.0f} req/s p50 {result['p50_ms']:6.2f} ms "
+                        f"p99 {result['p99_ms']:6.2f} ms errors {result['errors']}",
+                        flush=True,
+                    )
     command = "python benchmarks/serve.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = report(results, ratio, args, workers, shown, client, command.strip(), budget)
     write_section(Path(args.output), SECTION, "\n".join(lines))

@@ -50,7 +50,7 @@ import socket
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from limits import parse
@@ -63,7 +63,9 @@ from starlette.routing import Route
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .config import Paths, load_params
-from .inference import InputError, Predictor
+
+if TYPE_CHECKING:
+    from .inference import InputError, Predictor
 
 # The name of the environment variable that holds the token (not a token itself).
 TOKEN_ENV = "MODEL_API_TOKEN"  # noqa: S105  # nosec B105
@@ -201,10 +203,13 @@ def rate_limit_store(settings: dict[str, Any]) -> Any:
         # bounded timeouts: a hung store fails a request (503) instead of holding it
         store = storage_from_string(uri, socket_timeout=5, socket_connect_timeout=5)
         answered = False
-        for attempt in range(3):  # a loaded machine may be slow to answer the first ping
+        # a slow answer is waited for (socket_timeout); a refused connection fails at once,
+        # so a store that is just starting is asked twice more, 0.2 s and 0.4 s later
+        for attempt in range(3):
             if answered := store.check():
                 break
-            time.sleep(1 + attempt)
+            if attempt < 2:
+                time.sleep(0.2 * (attempt + 1))
     except Exception as error:  # a missing client library, a malformed URI...
         raise ServeConfigError(
             f"the rate-limit store {shown_uri(uri)} cannot be used ({type(error).__name__}: "
@@ -323,9 +328,13 @@ def create_app(
     if len(token) < MIN_TOKEN_LENGTH:
         raise ServeConfigError(f"the API token must be at least {MIN_TOKEN_LENGTH} characters")
     expected = f"Bearer {token}".encode()
-    predictor = predictor or Predictor(paths, params)
     limit = parse(str(settings["rate_limit"]))
+    # the cheap refusals first (settings, token, the shared store), then the model: the
+    # inference stack (numpy, pandas, scikit-learn, skops) is imported only to load it
     limiter = MovingWindowRateLimiter(rate_limit_store(settings))
+    from .inference import InputError, Predictor
+
+    predictor = predictor or Predictor(paths, params)
     max_body = int(settings["max_body_bytes"])
     body_timeout = float(settings["body_timeout_seconds"])
     explain = bool(settings["explain_ranges"])

@@ -86,6 +86,48 @@ def make_root(target: Path, train: pd.DataFrame, params: dict, **serve) -> Paths
     return paths
 
 
+def copy_root(source: Paths, target: Path, **serve) -> Paths:
+    """A copy of the project root `source` at `target` (params.yaml with these `serve`
+    overrides): the same signed, locked model, keys, pin and profile, without training and
+    signing a model again."""
+    shutil.copytree(source.root, target)
+    if serve:
+        params = yaml.safe_load((target / "params.yaml").read_text(encoding="utf-8"))
+        params["serve"] = {**(params.get("serve") or {}), **serve}
+        (target / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    return Paths(target)
+
+
+@contextmanager
+def logging_kept():
+    """This process's logging set-up as it was before the block: for code run in-process
+    that configures logging for a whole process (serve.main calls logging.config.dictConfig
+    and logging.captureWarnings)."""
+    import logging
+    import warnings
+
+    def loggers() -> list[logging.Logger]:
+        known = logging.Logger.manager.loggerDict.values()
+        return [logging.getLogger(), *(x for x in known if isinstance(x, logging.Logger))]
+
+    saved = {x: (list(x.handlers), x.level, x.propagate, x.disabled) for x in loggers()}
+    shown = warnings.showwarning
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        warnings.showwarning = shown
+        for logger in loggers():
+            handlers, level, propagate, disabled = saved.get(logger, ([], 0, True, False))
+            for handler in list(logger.handlers):
+                if handler not in handlers:
+                    logger.removeHandler(handler)
+                    handler.close()
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate, logger.disabled = propagate, disabled
+
+
 def other_model(train: pd.DataFrame, params: dict, profile: dict):
     """A model other than the pipeline's for any configured estimator: trained on half the rows."""
     return fit(train.head(max(len(train) // 2, 10)), params["train"], profile)
@@ -175,7 +217,7 @@ def redis_server(folder: Path):
                     break
                 except OSError:
                     assert time.monotonic() < deadline, "redis-server did not start in 20 s"
-                    time.sleep(0.05)
+                    time.sleep(0.01)
             yield f"redis://127.0.0.1:{port}"
         finally:
             process.terminate()

@@ -54,10 +54,18 @@ def probe(profile):
     return probe_feature(profile)
 
 
+@pytest.fixture(scope="module")
+def predictor(root):
+    """The verified model and schema, as create_app builds them (loaded and verified once)."""
+    from {{ cookiecutter.package_name }}.inference import Predictor
+
+    return Predictor(root)
+
+
 @pytest.fixture
-def client(root):
+def client(root, predictor):
     """A fresh app per test, so each starts with an empty rate-limit window."""
-    with TestClient(create_app(root, token=TOKEN)) as test_client:
+    with TestClient(create_app(root, token=TOKEN, predictor=predictor)) as test_client:
         yield test_client
 
 

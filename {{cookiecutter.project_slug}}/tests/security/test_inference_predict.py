@@ -181,38 +181,56 @@ def test_margin_comes_from_params(root, good, numeric):
     reject(narrow, [{**good[0], feature.name: outside}], feature.name, "range")
 
 
-def project_on(root, params: dict, dataset: str, model: str):
+@pytest.fixture(scope="module")
+def prepared():
+    """{data set: (profile text, train, test)}: each bundled data set profiled and split once
+    for the models trained on it."""
+    return {}
+
+
+def project_on(root, params: dict, dataset: str, model: str, prepared: dict):
     """A scratch project on a bundled data set with its own profile and a model trained by
-    train.fit, saved, signed and locked as the pipeline does."""
+    train.fit, saved, signed and locked as the pipeline does. Tree ensembles are kept small
+    (at most 10 trees or boosting rounds): the fast path replays the preprocessing and hands
+    its matrix to the estimator itself, so the number of trees changes nothing it proves."""
     from serve_support import save_like_the_pipeline
 
     from {{ cookiecutter.package_name }}.config import Paths
-    from {{ cookiecutter.package_name }}.data import load_profile, prepared_frames, write_profile
+    from {{ cookiecutter.package_name }}.data import PROFILE, load_profile, prepared_frames, write_profile
     from {{ cookiecutter.package_name }}.train import fit
 
     data = {**params["data"], "dataset": dataset, "raw_path": "", "target": "target", "task": ""}
-    changed = {**params, "data": data, "train": {**params["train"], "model": model}}
+    train = {**params["train"], "model": model}
+    for name, key in (("random_forest", "n_estimators"), ("hist_gradient_boosting", "max_iter")):
+        settings = train.get(name) or {}
+        train[name] = {**settings, key: min(settings.get(key, 10), 10)}
+    changed = {**params, "data": data, "train": train}
     root.mkdir(parents=True)
     (root / "params.yaml").write_text(yaml.safe_dump(changed), encoding="utf-8")
     paths = Paths(root)
-    write_profile(paths)
+    if dataset not in prepared:
+        write_profile(paths)
+        text = (root / PROFILE).read_text(encoding="utf-8")
+        prepared[dataset] = (text, *prepared_frames(paths, data))
+    text, train_rows, test = prepared[dataset]
+    (root / PROFILE).parent.mkdir(parents=True, exist_ok=True)
+    (root / PROFILE).write_text(text, encoding="utf-8")
     profile = load_profile(paths)
-    train, test = prepared_frames(paths, data)
-    fitted = fit(train, changed["train"], profile)
+    fitted = fit(train_rows, changed["train"], profile)
     save_like_the_pipeline(fitted, paths)
     return paths, profile, fitted, test
 
 
 @pytest.mark.parametrize("model", ["logistic", "random_forest", "hist_gradient_boosting"])
 @pytest.mark.parametrize("dataset", ["breast_cancer", "mixed"])
-def test_the_fast_path_answers_exactly_as_the_model(tmp_path, params, dataset, model):
+def test_the_fast_path_answers_exactly_as_the_model(tmp_path, params, prepared, dataset, model):
     """Rows checked straight into the estimator's matrix give the model's own outputs, to
     the bit, for numbers only and for booleans, categories and missing values (mixed)."""
     import numpy as np
 
     from {{ cookiecutter.package_name }}.data import LABEL
 
-    paths, profile, fitted, test = project_on(tmp_path / "p", params, dataset, model)
+    paths, profile, fitted, test = project_on(tmp_path / "p", params, dataset, model, prepared)
     predictor = Predictor(paths)
     assert predictor.fast is not None, "the fast path was not proven for the pipeline's model"
     if model == "logistic":  # its predict_proba is replayed too (and so compared below)

@@ -18,7 +18,14 @@ import stat
 
 import pytest
 import yaml
-from serve_support import lock_model, make_root, other_model, rows_of, save_like_the_pipeline
+from serve_support import (
+    copy_root,
+    lock_model,
+    make_root,
+    other_model,
+    rows_of,
+    save_like_the_pipeline,
+)
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
@@ -37,13 +44,22 @@ def model(frames, params, profile):
     return fit(frames[0], params["train"], profile)
 
 
-@pytest.fixture
-def root(tmp_path, frames, params, monkeypatch):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, frames, params):
     """A project root as make setup + make pipeline leave it: pinned key pair, signed model,
-    dvc.lock naming the model."""
+    dvc.lock naming the model (made once; each test attacks a copy of its own)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(signing.KEY_DIR_ENV, raising=False)
+        patch.delenv("PROJECT_ROOT", raising=False)
+        return make_root(tmp_path_factory.mktemp("trained"), frames[0], params)
+
+
+@pytest.fixture
+def root(tmp_path, trained, monkeypatch):
+    """A copy of `trained` for this test."""
     monkeypatch.delenv(signing.KEY_DIR_ENV, raising=False)
     monkeypatch.delenv("PROJECT_ROOT", raising=False)
-    return make_root(tmp_path / "project", frames[0], params)
+    return copy_root(trained, tmp_path / "project")
 
 
 @pytest.fixture
@@ -138,9 +154,9 @@ def test_a_swapped_key_folder_that_re_signed_the_model_is_refused(
     shutil.rmtree(root.root / "keys")
     private, public, _ = signing.generate_keys(root.root / "keys")
     attacker = signing.Keys(root.root / "keys", private, public)
-    from {{ cookiecutter.package_name }} import model_io
+    import skops.io as sio
 
-    model_io.sio.dump(other_model(frames[0], params, profile), root.model)
+    sio.dump(other_model(frames[0], params, profile), root.model)
     signing.sign(root.model, attacker)
     forge_manifest(root.model, root.model_manifest)
     lock_model(root)
@@ -160,9 +176,9 @@ def test_a_deleted_public_key_with_a_replaced_model_and_manifest_is_refused(
     """No key to check with is a refusal, not a warning and a digest-only load."""
     (root.root / "keys" / signing.PUBLIC_NAME).unlink()
     (root.root / "keys" / signing.PRIVATE_NAME).unlink()
-    from {{ cookiecutter.package_name }} import model_io
+    import skops.io as sio
 
-    model_io.sio.dump(other_model(frames[0], params, profile), root.model)
+    sio.dump(other_model(frames[0], params, profile), root.model)
     forge_manifest(root.model, root.model_manifest)
     lock_model(root)
     message = refused(root, "no public key")
