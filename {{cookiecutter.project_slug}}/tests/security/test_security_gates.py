@@ -55,48 +55,33 @@ class TimeitPayload:
 
 
 def test_bandit_gate_fails_on_shell_true_and_eval(scratch):
-    (scratch / "src" / "unsafe.py").write_text(
+    """The file passed a scan before the flaw was added: a clean verdict is reused only for
+    the same bytes (the gate's own script, unchanged, is not read again)."""
+    unsafe = scratch / "src" / "unsafe.py"
+    unsafe.write_text("def go(command, expression):\n    return command, expression\n")
+    code, output = gate(scratch, "bandit")
+    assert code == 0, output
+    unsafe.write_text(
         "import subprocess\n\n\ndef go(command, expression):\n"
         "    subprocess.run(command, shell=True)\n    return eval(expression)\n"
     )
     code, output = gate(scratch, "bandit")
-    assert code != 0, output
+    assert code != 0 and "1 Python file(s) are byte for byte" in output, output
     assert "src/unsafe.py:5: B602" in output and "src/unsafe.py:6: B307" in output, output
 
 
 def test_secrets_gate_fails_on_an_aws_key_in_an_untracked_file(scratch):
-    key = "AKIAIOSFODNN7EXAMPLE"  # pragma: allowlist secret  (AWS's documented example key)
-    (scratch / "settings.py").write_text(f'AWS_ACCESS_KEY_ID = "{key}"\n')
-    code, output = gate(scratch, "secrets")
-    assert code != 0, output
-    assert "settings.py:1: AWS Access Key" in output, output
-
-
-def test_a_secret_added_to_a_file_scanned_clean_before_is_found(scratch):
-    """Clean verdicts are reused only for the same bytes: an edited file is read again."""
+    """The file passed a scan before the key was added: a clean verdict is reused only for
+    the same bytes (the unchanged files are not read again)."""
     settings = scratch / "settings.py"
     settings.write_text('REGION = "eu-west-1"\n')
     code, output = gate(scratch, "secrets")
     assert code == 0, output
-    code, output = gate(scratch, "secrets")
-    assert code == 0 and "not read again" in output, output
     key = "AKIAIOSFODNN7EXAMPLE"  # pragma: allowlist secret  (AWS's documented example key)
-    settings.write_text(f'REGION = "eu-west-1"\nAWS_ACCESS_KEY_ID = "{key}"\n')
+    settings.write_text(f'AWS_ACCESS_KEY_ID = "{key}"\n')
     code, output = gate(scratch, "secrets")
-    assert code != 0, output
-    assert "settings.py:2: AWS Access Key" in output, output
-
-
-def test_a_flaw_added_to_a_file_bandit_found_clean_before_is_found(scratch):
-    """bandit's clean verdicts too are reused only for the same bytes."""
-    module = scratch / "src" / "tool.py"
-    module.write_text("def go(value):\n    return int(value)\n")
-    assert gate(scratch, "bandit")[0] == 0
-    code, output = gate(scratch, "bandit")
-    assert code == 0 and "not read again" in output, output
-    module.write_text("def go(value):\n    return eval(value)\n")
-    code, output = gate(scratch, "bandit")
-    assert code != 0 and "src/tool.py:2: B307" in output, output
+    assert code != 0 and "not read again" in output, output
+    assert "settings.py:1: AWS Access Key" in output, output
 
 
 def test_model_gate_fails_on_code_executing_pickles(scratch):
