@@ -55,6 +55,19 @@ def halves(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     ].reset_index(drop=True)
 
 
+def plant_trigger(frame, task, rows, column, value, source, target, seed):
+    """The profile of `frame` and the half of it that gets a trigger: `rows` rows of class
+    `source` set `column` to `value` and relabelled `target` (the clean other half passes
+    first). Returns the profile, the poisoned half and the rows planted."""
+    profile = profile_of(frame, task)
+    part, other = halves(frame)
+    assert quality.check_frame(other, "target", None, profile, {})[2] == []
+    victims = part[part["target"] == source].sample(rows, random_state=seed).index
+    part.loc[victims, column] = value
+    part.loc[victims, "target"] = target
+    return profile, part, victims
+
+
 def test_a_clean_mixed_type_table_passes_and_flipped_labels_do_not():
     frame = mixed()
     profile = profile_of(frame, "multiclass")
@@ -99,13 +112,9 @@ def test_regression_target_shift_is_caught_and_a_clean_half_passes():
 def test_a_one_percent_backdoor_is_named_by_its_labels():
     """Ten rows (1%) of one class get a new exact `size` and another label: too few for a
     frequency spike, but nearly all rows carrying that value are contradicted out of fold."""
-    frame = mixed()
-    profile = profile_of(frame, "multiclass")
-    part, other = halves(frame)
-    assert quality.check_frame(other, "target", None, profile, {})[2] == []
-    victims = part[part["target"] == "no"].sample(10, random_state=4).index
-    part.loc[victims, "size"] = 61.2345
-    part.loc[victims, "target"] = "yes"
+    profile, part, victims = plant_trigger(
+        mixed(), "multiclass", 10, "size", 61.2345, "no", "yes", 4
+    )
     rows, _, problems, metrics = quality.check_frame(part, "target", None, profile, {})
     assert any(p.startswith("size = 61.2345") and "backdoor" in p for p in problems), problems
     named = {r["row"] for r in rows if r["column"] == "size"}
@@ -246,12 +255,7 @@ def test_a_backdoor_on_three_rows_of_a_small_table_is_named_by_its_label_purity(
     labels = np.repeat(["a", "b", "c"], 100)
     x = centres[np.repeat(np.arange(3), 100)] + rng.normal(0, 0.7, (300, 4))
     frame = pd.DataFrame(np.round(x, 3), columns=list("wxyz")).assign(target=labels)
-    profile = profile_of(frame, "multiclass")
-    part, other = halves(frame)
-    assert quality.check_frame(other, "target", None, profile, {})[2] == []
-    victims = part[part["target"] == "a"].sample(3, random_state=1).index
-    part.loc[victims, "x"] = 1.2345
-    part.loc[victims, "target"] = "c"
+    profile, part, victims = plant_trigger(frame, "multiclass", 3, "x", 1.2345, "a", "c", 1)
     rows, _, problems, metrics = quality.check_frame(part, "target", None, profile, {})
     assert any(p.startswith("x = 1.2345") and "backdoor" in p for p in problems), metrics
     assert set(victims) <= {r["row"] for r in rows if r["column"] == "x"}
