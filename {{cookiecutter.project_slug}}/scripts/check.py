@@ -85,12 +85,16 @@ def main() -> int:
         for target in ("docs-site", "security"):
             with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as log:
                 start = time.monotonic()
-                code = subprocess.call(  # nosec B603 - fixed arguments
-                    [MAKE, "--no-print-directory", target],
-                    cwd=ROOT,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
+                try:
+                    code = subprocess.call(  # nosec B603 - fixed arguments
+                        [MAKE, "--no-print-directory", target],
+                        cwd=ROOT,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                except OSError as error:  # the phase did not run: it fails, saying why
+                    code = 127
+                    log.write(f"make {target} could not be started: {error}\n")
                 seconds = time.monotonic() - start
                 log.seek(0)
                 held[target] = (code, log.read(), seconds)
