@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 import socket
 import subprocess
 
@@ -110,6 +111,30 @@ def test_bandit_gate_names_shell_true_and_eval(scratch):
     assert re.search(r"scripts/helper.py:\d+: B605", output), output
     assert re.search(r"scripts/helper.py:\d+: B506", output), output
     assert "FAIL bandit" in output
+
+
+def test_bandit_gate_is_not_run_without_bandit_even_when_every_file_is_known_clean(scratch,
+                                                                                 tmp_path):
+    """The clean-file record must never stand in for the scanner: with every file already
+    found clean, a venv without bandit is NOT RUN, not PASS."""
+    code, output = gate(scratch, "bandit")
+    assert code == 0 and "PASS bandit" in output, output
+    source = (scratch / ".venv").resolve()
+    venv = tmp_path / "venv-without-bandit"
+    (venv / "bin").mkdir(parents=True)
+    shutil.copy(source / "pyvenv.cfg", venv)
+    for folder in ("lib", "lib64", "include"):
+        if (source / folder).exists():
+            (venv / folder).symlink_to(source / folder)
+    for entry in (source / "bin").iterdir():
+        if entry.name != "bandit":
+            (venv / "bin" / entry.name).symlink_to(entry)
+    done = run([str(venv / "bin/python"), "scripts/security/gates.py", "bandit"], scratch,
+               env={OPT_OUT: ""}, check=False, timeout=600)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert verdicts(output).get("bandit") == "NOT RUN", output
+    assert "bandit is not installed" in output, output
 
 
 def test_bandit_gate_rejects_a_nosec_without_rule_and_reason(scratch):
